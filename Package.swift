@@ -1,0 +1,84 @@
+// swift-tools-version:6.1
+//
+// rtpstream — a message hub for real-time payment rails (ICOM-style pull/send API).
+// One Swift module per responsibility; C libraries are reached only through the thin
+// system-library shims (C*), each imported by exactly one Swift module.
+
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "rtpstream",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "rtpstream", targets: ["rtpstream"]),
+        .executable(name: "loadtest", targets: ["loadtest"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // ---- C shims: pkg-config discovery, macros turned into prefixed functions ----
+        .systemLibrary(name: "CUV", pkgConfig: "libuv",
+                       providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis",
+                       providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0",
+                       providers: [.apt(["libxml2-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // ---- Swift modules, one responsibility each ----
+        .target(name: "EventLoop", dependencies: ["CUV"], swiftSettings: strict),
+        .target(name: "HTTP", dependencies: ["CZlib"], swiftSettings: strict),
+        .target(name: "HTTPServer", dependencies: [
+            "EventLoop", "HTTP", "TLS",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
+        .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "LogStore", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
+        .target(name: "ISO20022", dependencies: ["CLibXML2"], swiftSettings: strict),
+        .target(name: "Hub", dependencies: [
+            "EventLoop", "HTTP", "HTTPServer", "TLS", "LogStore", "ISO20022",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "rtpstream", dependencies: [
+            "Hub",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "loadtest", dependencies: [
+            "EventLoop", "HTTP", "TLS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ], path: "LoadTests/loadtest", swiftSettings: strict),
+
+        // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
+        //      otherwise a replay tool that runs the harness over corpus files) ----
+        .executableTarget(name: "fuzz-http", dependencies: ["HTTP"],
+                          path: "Tests/Fuzz/HTTP", swiftSettings: strict),
+
+        // ---- tests ----
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "HTTPServer", "EventLoop"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["HTTP"], swiftSettings: strict),
+        .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
+        .testTarget(name: "ISO20022Tests", dependencies: ["ISO20022"], swiftSettings: strict),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,1 @@
+@main struct FuzzHTTP { static func main() {} }

@@ -1,4 +1,26 @@
 import ArgumentParser
-@main struct RTPStream: ParsableCommand {
-    func run() throws {}
+import Glibc
+import Hub
+import Logging
+
+@main
+struct RTPStream: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rtpstream",
+        abstract: "A message hub for real-time payment rails (ICOM-style send and pull over mutual TLS).",
+        subcommands: [Serve.self],
+        defaultSubcommand: nil)
+}
+
+/// Exits with status 2 and one line on standard error.
+func fail(_ message: String) -> Never {
+    FileHandleStderr.write("rtpstream: \(message)\n")
+    exit(2)
+}
+
+enum FileHandleStderr {
+    static func write(_ s: String) {
+        var s = s
+        s.withUTF8 { p in _ = Glibc.write(2, p.baseAddress, p.count) }
+    }
 }

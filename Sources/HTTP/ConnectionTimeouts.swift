@@ -1,0 +1,94 @@
+/// Deadlines for one connection, named with units. See docs/configuration.md.
+public struct TimeoutPolicy: Sendable, Equatable {
+    /// Keep-alive connection with nothing buffered: closed silently after this.
+    public var idleMs: UInt64 = 60_000
+    /// From the first byte of a request to its last header byte (defeats trickled headers).
+    public var headMs: UInt64 = 10_000
+    /// From the end of the headers to the last body byte (defeats trickled bodies).
+    public var bodyMs: UInt64 = 30_000
+    /// Queued response bytes with no write progress for this long: the peer stopped reading.
+    public var writeStallMs: UInt64 = 30_000
+    /// TLS handshake from accept to completion.
+    public var handshakeMs: UInt64 = 10_000
+
+    public init() {}
+}
+
+public enum TimeoutKind: String, Sendable, Equatable {
+    case idle, head, body, writeStall = "write-stall", handshake
+}
+
+/// The timeout state machine of a connection: a pure function of what the connection is doing
+/// and the time, so that tests drive it with a manual clock. The connection reports its
+/// situation after every event with `observe`, then arms its one timer at `deadlineMs`.
+public struct ConnectionTimeouts: Sendable {
+    public let policy: TimeoutPolicy
+    public private(set) var deadlineMs: UInt64?
+    public private(set) var kind: TimeoutKind?
+
+    private var phase: HTTPRequestParser.Phase = .idle
+    private var phaseSinceMs: UInt64
+    private var lastWriteProgressMs: UInt64
+    private var handshakeSinceMs: UInt64?
+    private var handlerWasBusy = false
+
+    /// `handshaking` is true for TLS connections, whose first deadline is the handshake's.
+    public init(policy: TimeoutPolicy, nowMs: UInt64, handshaking: Bool = false) {
+        self.policy = policy
+        phaseSinceMs = nowMs
+        lastWriteProgressMs = nowMs
+        handshakeSinceMs = handshaking ? nowMs : nil
+        recompute(handlerBusy: false, writePending: false)
+    }
+
+    /// The connection's situation now.
+    /// - readPhase: what the request parser holds (idle, part of a head, part of a body).
+    /// - handlerBusy: a request is being handled (no read deadline; the handler has its own).
+    /// - writePending: response bytes wait in the queue or in flight.
+    /// - wroteBytes: bytes were handed to the kernel since the last observation.
+    /// - handshakeDone: the TLS handshake has completed (ignored for plaintext).
+    public mutating func observe(nowMs: UInt64, readPhase: HTTPRequestParser.Phase, handlerBusy: Bool,
+                                 writePending: Bool, wroteBytes: Bool, handshakeDone: Bool = true) {
+        if handshakeDone, handshakeSinceMs != nil {
+            handshakeSinceMs = nil
+            phaseSinceMs = nowMs
+        }
+        if readPhase != phase || (handlerWasBusy && !handlerBusy) {
+            // A trickling head keeps its original start: the deadline covers the whole head.
+            // The end of a handler restarts the clock of whatever the parser holds.
+            phase = readPhase
+            phaseSinceMs = nowMs
+        }
+        handlerWasBusy = handlerBusy
+        if wroteBytes || !writePending { lastWriteProgressMs = nowMs }
+        recompute(handlerBusy: handlerBusy, writePending: writePending)
+    }
+
+    private mutating func recompute(handlerBusy: Bool, writePending: Bool) {
+        if let since = handshakeSinceMs {
+            set(since + policy.handshakeMs, .handshake)
+        } else if writePending {
+            set(lastWriteProgressMs + policy.writeStallMs, .writeStall)
+        } else if handlerBusy {
+            deadlineMs = nil
+            kind = nil
+        } else {
+            switch phase {
+            case .idle: set(phaseSinceMs + policy.idleMs, .idle)
+            case .head: set(phaseSinceMs + policy.headMs, .head)
+            case .body: set(phaseSinceMs + policy.bodyMs, .body)
+            }
+        }
+    }
+
+    private mutating func set(_ deadline: UInt64, _ k: TimeoutKind) {
+        deadlineMs = deadline
+        kind = k
+    }
+
+    /// The timeout that has expired at `nowMs`, if any.
+    public func expired(nowMs: UInt64) -> TimeoutKind? {
+        guard let d = deadlineMs, nowMs >= d else { return nil }
+        return kind
+    }
+}

@@ -1,0 +1,239 @@
+import EventLoop
+import HTTP
+import Logging
+
+/// One client connection: bytes in through the transport into the strict parser, one request
+/// at a time to its handler (pipelined requests wait, in order), responses out through the
+/// transport with one gathered write per flush, one timer for whichever deadline applies.
+final class HTTPConnection {
+    private unowned let server: HTTPServer
+    let socket: TCPSocket
+    private var transport: any ConnectionTransport
+    private var parser: HTTPRequestParser
+    private var timeouts: ConnectionTimeouts
+    private let timer: LoopTimer
+    private var armedDeadlineMs: UInt64?
+    private var inFlight: RequestContext?
+    /// Close once the queued bytes are written (error response, Connection: close, shutdown).
+    private var closeAfterWrite = false
+    /// Inside processInput: responses are queued and flushed once at the end.
+    private var processing = false
+    private var readEOF = false
+    private(set) var closed = false
+    private var lastBytesWritten: UInt64 = 0
+    let id: UInt64
+
+    init(server: HTTPServer, socket: TCPSocket, transport: any ConnectionTransport, id: UInt64) {
+        self.server = server
+        self.socket = socket
+        self.transport = transport
+        self.id = id
+        parser = HTTPRequestParser(limits: server.config.limits)
+        timeouts = ConnectionTimeouts(policy: server.config.timeouts, nowMs: socket.loop.nowMs,
+                                      handshaking: !transport.isEstablished)
+        timer = LoopTimer(loop: socket.loop)
+    }
+
+    func start() {
+        socket.onData = { [unowned self] bytes in received(bytes) }
+        socket.onReadEnd = { [unowned self] code in readEnded(code) }
+        socket.onDrained = { [unowned self] in drained() }
+        socket.onClosed = { [unowned self] in socketClosed() }
+        socket.startReading()
+        observe()
+    }
+
+    var isIdle: Bool { inFlight == nil && parser.phase == .idle && !socket.hasPendingWrites }
+
+    // MARK: input
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        let wasEstablished = transport.isEstablished
+        let ok = transport.receive(bytes) { plain in parser.feed(plain) }
+        if !ok {
+            if let reason = transport.failureReason {
+                server.logger.info("connection closed by transport", metadata: [
+                    "peer": "\(socket.peerAddress)", "reason": "\(reason)", "listener": "\(server.config.name)"])
+            }
+            socket.flush()  // a TLS alert may be queued
+            closeAfterWrite = true
+            if !socket.hasPendingWrites { close() }
+            return
+        }
+        if !wasEstablished && transport.isEstablished { observe() }
+        processInput()
+    }
+
+    private func readEnded(_ code: Int32) {
+        readEOF = true
+        if code != 0 || (inFlight == nil && !socket.hasPendingWrites) {
+            close()
+            return
+        }
+        closeAfterWrite = true
+    }
+
+    /// Dispatches buffered requests one at a time until one is in flight or input runs out.
+    private func processInput() {
+        guard !processing, !closed else { return }
+        processing = true
+        loop: while !closed && inFlight == nil && !closeAfterWrite && transport.isEstablished {
+            switch parser.next() {
+            case .needMore:
+                break loop
+            case .request(let request):
+                dispatch(request)
+            case .error(let error):
+                server.metrics.parseError(status: error.status)
+                closeAfterWrite = true
+                write(.problem(Problem(error.problem, detail: error.detail)), keepAlive: false, head: false)
+            }
+        }
+        processing = false
+        flushAndSettle()
+    }
+
+    private func dispatch(_ request: HTTPRequest) {
+        let now = Loop.hrtimeNs
+        switch server.router.match(method: request.method, path: request.path) {
+        case .found(let handler, let params):
+            let ctx = RequestContext(request: request, params: params, routeName: handler.name,
+                                     peer: transport.peer, receivedNs: now, connection: self)
+            inFlight = ctx
+            handler.handle(ctx)
+        case .methodNotAllowed(let allowed):
+            let ctx = RequestContext(request: request, params: RouteParameters(), routeName: "unmatched",
+                                     peer: transport.peer, receivedNs: now, connection: self)
+            inFlight = ctx
+            ctx.respond(.problem(Problem(.methodNotAllowed, detail: "\(request.method) is not allowed here"),
+                                 headers: [HTTPHeader("Allow", allowed.map(\.description).joined(separator: ", "))]))
+        case .notFound:
+            let ctx = RequestContext(request: request, params: RouteParameters(), routeName: "unmatched",
+                                     peer: transport.peer, receivedNs: now, connection: self)
+            inFlight = ctx
+            ctx.respond(problem: Problem(.notFound, detail: "no resource at \(request.path)"))
+        }
+    }
+
+    // MARK: output
+
+    /// Called by `RequestContext.respond`.
+    func send(_ response: HTTPResponse, for ctx: RequestContext) {
+        guard !closed, ctx === inFlight else { return }
+        inFlight = nil
+        let keepAlive = ctx.request.keepAlive && !server.isDraining && !closeAfterWrite && !readEOF
+        if !keepAlive { closeAfterWrite = true }
+        write(response, keepAlive: keepAlive, head: ctx.request.method == .head)
+        server.metrics.request(route: ctx.routeName, status: response.status,
+                               durationNs: Loop.hrtimeNs &- ctx.receivedNs)
+        if !processing {
+            processInput()
+        }
+    }
+
+    private func write(_ response: HTTPResponse, keepAlive: Bool, head: Bool) {
+        let bytes = response.serializeHead(keepAlive: keepAlive, date: server.date(), bodyOmitted: head)
+        if head || response.body.isEmpty {
+            transport.send([bytes])
+        } else {
+            var chunks = [bytes]
+            chunks.append(contentsOf: response.body)
+            transport.send(chunks)
+        }
+    }
+
+    private func flushAndSettle() {
+        guard !closed else { return }
+        socket.flush()
+        if closeAfterWrite && inFlight == nil && !socket.hasPendingWrites {
+            close()
+            return
+        }
+        flowControl()
+        observe()
+    }
+
+    private func drained() {
+        if closeAfterWrite && inFlight == nil {
+            close()
+            return
+        }
+        flowControl()
+        processInput()
+    }
+
+    /// Pauses reading while a busy request has a lot of pipelined input behind it or the peer
+    /// is slow to take our output.
+    private func flowControl() {
+        guard !readEOF, !closed else { return }
+        let tooMuch = socket.queuedBytes > server.config.outputHighWaterBytes
+            || (inFlight != nil && parser.bufferedBytes > server.config.pipelineBufferBytesMax)
+        if tooMuch { socket.stopReading() } else { socket.startReading() }
+    }
+
+    // MARK: timeouts
+
+    private func observe() {
+        guard !closed else { return }
+        let now = socket.loop.nowMs
+        let written = socket.bytesWritten
+        timeouts.observe(nowMs: now, readPhase: parser.phase, handlerBusy: inFlight != nil,
+                         writePending: socket.hasPendingWrites, wroteBytes: written != lastBytesWritten,
+                         handshakeDone: transport.isEstablished)
+        lastBytesWritten = written
+        guard let deadline = timeouts.deadlineMs else {
+            if armedDeadlineMs != nil {
+                timer.stop()
+                armedDeadlineMs = nil
+            }
+            return
+        }
+        if deadline != armedDeadlineMs {
+            armedDeadlineMs = deadline
+            timer.start(afterMs: deadline > now ? deadline - now : 0) { [unowned self] in timerFired() }
+        }
+    }
+
+    private func timerFired() {
+        armedDeadlineMs = nil
+        observe()  // write progress since the last observation moves the deadline
+        guard let kind = timeouts.expired(nowMs: socket.loop.nowMs) else { return }
+        server.metrics.timeout(kind)
+        switch kind {
+        case .idle, .handshake:
+            close()
+        case .writeStall:
+            socket.close(reset: true)
+        case .head, .body:
+            closeAfterWrite = true
+            write(.problem(Problem(.requestTimeout, detail: "request \(kind.rawValue) not received within the time limit")),
+                  keepAlive: false, head: false)
+            flushAndSettle()
+        }
+    }
+
+    // MARK: shutdown and close
+
+    /// Graceful shutdown: idle connections close now, busy ones after their response.
+    func drain() {
+        if isIdle {
+            close()
+        } else {
+            closeAfterWrite = inFlight == nil ? true : closeAfterWrite
+            if inFlight == nil && !socket.hasPendingWrites { close() }
+        }
+    }
+
+    func close() {
+        guard !closed else { return }
+        socket.close()
+    }
+
+    private func socketClosed() {
+        closed = true
+        timer.stop()
+        inFlight?.cancel()
+        inFlight = nil
+        server.connectionClosed(self)
+    }
+}

@@ -1,0 +1,79 @@
+import HTTP
+import Metrics
+
+/// The HTTP layer's metrics (names in docs/operations.md). Handles are cached per label set:
+/// swift-metrics lookups take a lock, the hot path must not.
+final class ServerMetrics {
+    private let listener: String
+    private var requestCounters: [Key: Counter] = [:]
+    private var latency: [String: Metrics.Timer] = [:]
+    private let connectionsOpen: Gauge
+    private let connectionsAccepted: Counter
+    private let connectionsRefused: Counter
+    private var timeouts: [TimeoutKind: Counter] = [:]
+    private var parseErrors: [Int: Counter] = [:]
+    private var openCount = 0
+
+    private struct Key: Hashable {
+        let route: String
+        let status: Int
+    }
+
+    init(listener: String) {
+        self.listener = listener
+        connectionsOpen = Gauge(label: "rtpstream_http_connections_open", dimensions: [("listener", listener)])
+        connectionsAccepted = Counter(label: "rtpstream_http_connections_accepted_total", dimensions: [("listener", listener)])
+        connectionsRefused = Counter(label: "rtpstream_http_connections_refused_total", dimensions: [("listener", listener)])
+    }
+
+    func request(route: String, status: Int, durationNs: UInt64) {
+        let key = Key(route: route, status: status)
+        let counter: Counter
+        if let c = requestCounters[key] {
+            counter = c
+        } else {
+            counter = Counter(label: "rtpstream_http_requests_total",
+                              dimensions: [("listener", listener), ("route", route), ("status", String(status))])
+            requestCounters[key] = counter
+        }
+        counter.increment()
+        let timer: Metrics.Timer
+        if let t = latency[route] {
+            timer = t
+        } else {
+            timer = Metrics.Timer(label: "rtpstream_http_request_duration_seconds",
+                                  dimensions: [("listener", listener), ("route", route)])
+            latency[route] = timer
+        }
+        timer.recordNanoseconds(Int64(durationNs))
+    }
+
+    func connectionOpened() {
+        openCount += 1
+        connectionsAccepted.increment()
+        connectionsOpen.record(openCount)
+    }
+
+    func connectionClosed() {
+        openCount -= 1
+        connectionsOpen.record(openCount)
+    }
+
+    func connectionRefused() { connectionsRefused.increment() }
+
+    func timeout(_ kind: TimeoutKind) {
+        if timeouts[kind] == nil {
+            timeouts[kind] = Counter(label: "rtpstream_http_timeouts_total",
+                                     dimensions: [("listener", listener), ("kind", kind.rawValue)])
+        }
+        timeouts[kind]!.increment()
+    }
+
+    func parseError(status: Int) {
+        if parseErrors[status] == nil {
+            parseErrors[status] = Counter(label: "rtpstream_http_protocol_errors_total",
+                                          dimensions: [("listener", listener), ("status", String(status))])
+        }
+        parseErrors[status]!.increment()
+    }
+}

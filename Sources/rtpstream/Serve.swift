@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Hub
+import Logging
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the hub.",
+        discussion: """
+        Every option can also be set as an environment variable RTPSTREAM_<NAME> (upper case, \
+        dashes as underscores) and in a --config file of 'name = value' lines. Flags win over \
+        the environment, which wins over the file. See docs/configuration.md.
+        """)
+
+    @Option(help: "Config file of 'name = value' lines (also RTPSTREAM_CONFIG).") var config: String?
+    @Option(help: "API listener HOST:PORT (default 127.0.0.1:8443).") var listen: String?
+    @Option(name: .customLong("admin-listen"), help: "Admin listener HOST:PORT (default 127.0.0.1:9090).") var adminListen: String?
+    @Option(name: .customLong("data-dir"), help: "Log store directory (default ./data).") var dataDir: String?
+    @Option(help: "Region part of partition keys (default local).") var region: String?
+    @Option(name: .customLong("hub-ispb"), help: "The hub's own ISPB (default 99999010).") var hubISPB: String?
+    @Option(help: "Redis URL (default redis://127.0.0.1:6379).") var redis: String?
+    @Option(name: .customLong("tls-cert"), help: "Server certificate (PEM).") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "Server private key (PEM).") var tlsKey: String?
+    @Option(name: .customLong("tls-client-ca"), help: "CA bundle for client certificates (PEM).") var tlsClientCA: String?
+    @Option(name: .customLong("tls-crl"), help: "Certificate revocation list (PEM).") var tlsCRL: String?
+    @Flag(name: .customLong("insecure-plaintext"), help: "Plain HTTP on the API listener (development only).") var insecurePlaintext = false
+    @Option(name: .customLong("long-poll-seconds"), help: "Pull wait before 204 (default 5).") var longPollSeconds: String?
+    @Option(name: .customLong("stream-idle-seconds"), help: "Abandoned stream release time (default 30).") var streamIdleSeconds: String?
+    @Option(name: .customLong("slots-per-ispb"), help: "Concurrent streams per ISPB (default 6).") var slotsPerISPB: String?
+    @Option(help: "XSD file for the schema registry (repeatable).") var schema: [String] = []
+    @Option(name: .customLong("token-key-file"), help: "HMAC key file for PI-Pull-Next tokens.") var tokenKeyFile: String?
+    @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (default info).") var logLevel: String?
+    @Option(name: .customLong("idle-timeout-seconds"), help: "Keep-alive idle limit (default 60).") var idleTimeoutSeconds: String?
+    @Option(name: .customLong("header-timeout-seconds"), help: "Time to receive headers (default 10).") var headerTimeoutSeconds: String?
+    @Option(name: .customLong("body-timeout-seconds"), help: "Time to receive a body (default 30).") var bodyTimeoutSeconds: String?
+    @Option(name: .customLong("body-bytes-max"), help: "Largest request body (default 4194304).") var bodyBytesMax: String?
+    @Option(name: .customLong("connections-max"), help: "Open API connections at most (default 10000).") var connectionsMax: String?
+    @Option(name: .customLong("shutdown-grace-seconds"), help: "In-flight time after SIGTERM (default 10).") var shutdownGraceSeconds: String?
+    @Flag(name: .customLong("bench-fixed-response"), help: "Serve GET /bench/fixed (8 KiB) for benchmarks.") var benchFixedResponse = false
+
+    /// Flags given on the command line, by option name, in the order of the option table.
+    var flagEntries: [(String, String)] {
+        var out: [(String, String)] = []
+        func add(_ name: String, _ value: String?) { if let value { out.append((name, value)) } }
+        add("listen", listen)
+        add("admin-listen", adminListen)
+        add("data-dir", dataDir)
+        add("region", region)
+        add("hub-ispb", hubISPB)
+        add("redis", redis)
+        add("tls-cert", tlsCert)
+        add("tls-key", tlsKey)
+        add("tls-client-ca", tlsClientCA)
+        add("tls-crl", tlsCRL)
+        if insecurePlaintext { add("insecure-plaintext", "true") }
+        add("long-poll-seconds", longPollSeconds)
+        add("stream-idle-seconds", streamIdleSeconds)
+        add("slots-per-ispb", slotsPerISPB)
+        for s in schema { add("schema", s) }
+        add("token-key-file", tokenKeyFile)
+        add("log-level", logLevel)
+        add("idle-timeout-seconds", idleTimeoutSeconds)
+        add("header-timeout-seconds", headerTimeoutSeconds)
+        add("body-timeout-seconds", bodyTimeoutSeconds)
+        add("body-bytes-max", bodyBytesMax)
+        add("connections-max", connectionsMax)
+        add("shutdown-grace-seconds", shutdownGraceSeconds)
+        if benchFixedResponse { add("bench-fixed-response", "true") }
+        return out
+    }
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let configPath = config ?? env["RTPSTREAM_CONFIG"]
+        var text: String?
+        if let configPath {
+            guard let data = FileManager.default.contents(atPath: configPath),
+                  let s = String(data: data, encoding: .utf8) else {
+                fail("cannot read config file \(configPath)")
+            }
+            text = s
+        }
+        let resolved: HubConfiguration
+        do {
+            resolved = try HubConfiguration.resolve(flags: flagEntries, environment: env,
+                                                    configFileText: text, configFileName: configPath ?? "config")
+        } catch {
+            fail("\(error)")
+        }
+        let level = resolved.logLevel
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "rtpstream")
+        do {
+            let hub = try Hub(config: resolved, logger: logger)
+            try hub.run()
+        } catch {
+            fail("\(error)")
+        }
+    }
+}

@@ -30,7 +30,8 @@ public final class Loop {
     let readBuffer: UnsafeMutableRawPointer
     private var idle: UnsafeMutablePointer<uv_idle_t>?
     private var nextTurn: [() -> Void] = []
-    private var closed = false
+    /// True after `close()`: owners released later free their handle memory without libuv.
+    public private(set) var closed = false
 
     public init() throws {
         raw = .allocate(capacity: 1)
@@ -108,8 +109,8 @@ public final class Loop {
         uv_walk(raw, { h, _ in
             if uv_is_closing(h) == 0 { uv_close(h, nil) }
         }, nil)
-        // The walk above closes handles whose owners did not; their memory is leaked rather than
-        // freed twice (owners free in their own close callbacks).
+        // The walk closes handles whose owners are still alive; those owners see `closed` when
+        // they are released and free their memory without calling into libuv again.
         while uv_run(raw, UV_RUN_NOWAIT) != 0 {}
         uv_loop_close(raw)
         readBuffer.deallocate()

@@ -3,9 +3,11 @@ import CUV
 /// Delivers a process signal (SIGTERM, SIGINT, SIGHUP, ...) to the loop thread.
 public final class SignalWatcher {
     private let handle: UnsafeMutablePointer<uv_signal_t>
+    private let loop: Loop
     private let callback: (Int32) -> Void
 
     public init(loop: Loop, signal: Int32, _ callback: @escaping (Int32) -> Void) throws {
+        self.loop = loop
         self.callback = callback
         handle = .allocate(capacity: 1)
         uv_signal_init(loop.raw, handle)
@@ -19,7 +21,11 @@ public final class SignalWatcher {
 
     deinit {
         handle.pointee.data = nil
-        uv_close(rtp_uv_handle(handle)) { h in UnsafeMutableRawPointer(h!).deallocate() }
+        if loop.closed {
+            handle.deallocate()
+        } else {
+            uv_close(rtp_uv_handle(handle)) { h in UnsafeMutableRawPointer(h!).deallocate() }
+        }
     }
 }
 

@@ -271,7 +271,7 @@ public final class TCPSocket {
     /// Closes the connection; queued bytes not yet handed to the kernel are dropped (callers
     /// close after `onDrained` for a graceful close). `reset` sends RST instead of FIN.
     public func close(reset: Bool = false) {
-        guard !isClosing else { return }
+        guard !isClosing, !loop.closed else { return }
         isClosing = true
         stopReading()
         queue.removeAll()
@@ -352,6 +352,10 @@ public final class TCPListener {
     public func close() {
         guard !closed else { return }
         closed = true
+        if loop.closed {
+            handle.deallocate()
+            return
+        }
         onAccept = nil
         handle.pointee.data = nil
         uv_close(rtp_uv_handle(handle)) { h in UnsafeMutableRawPointer(h!).deallocate() }

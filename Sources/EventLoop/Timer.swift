@@ -4,9 +4,11 @@ import CUV
 /// `LoopTimer` closes the handle; a callback never runs after that.
 public final class LoopTimer {
     private let handle: UnsafeMutablePointer<uv_timer_t>
+    private let loop: Loop
     private var callback: (() -> Void)?
 
     public init(loop: Loop) {
+        self.loop = loop
         handle = .allocate(capacity: 1)
         uv_timer_init(loop.raw, handle)
         handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -14,7 +16,11 @@ public final class LoopTimer {
 
     deinit {
         handle.pointee.data = nil
-        uv_close(rtp_uv_handle(handle)) { h in UnsafeMutableRawPointer(h!).deallocate() }
+        if loop.closed {
+            handle.deallocate()
+        } else {
+            uv_close(rtp_uv_handle(handle)) { h in UnsafeMutableRawPointer(h!).deallocate() }
+        }
     }
 
     /// (Re)starts the timer: `callback` runs after `afterMs`, then every `repeatMs` if non-zero.
@@ -28,6 +34,7 @@ public final class LoopTimer {
     }
 
     public func stop() {
+        guard !loop.closed else { return }
         uv_timer_stop(handle)
         callback = nil
     }

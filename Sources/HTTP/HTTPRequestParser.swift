@@ -214,11 +214,11 @@ public struct HTTPRequestParser: Sendable {
         if headEnd - lineEnd > limits.headerBytesMax {
             return .error(.init(.headersTooLarge, "header section exceeds \(limits.headerBytesMax) bytes"))
         }
-        let result = buildRequest(requestLine: start..<lineEnd - 1, fields: lineEnd + 1..<headEnd - 1)
+        let requestLine = start..<lineEnd - 1
         start = headEnd + 1
         scan = start
         requestLineEnd = -1
-        return result
+        return buildRequest(requestLine: requestLine, fields: lineEnd + 1..<headEnd - 1)
     }
 
     private mutating func buildRequest(requestLine: Range<Int>, fields: Range<Int>) -> HeadResult {

@@ -20,6 +20,8 @@ final class HTTPConnection {
     private var processing = false
     private var readEOF = false
     private(set) var closed = false
+    /// close() was called; the socket's close callback has not run yet.
+    private var closing = false
     private var lastBytesWritten: UInt64 = 0
     let id: UInt64
 
@@ -173,14 +175,23 @@ final class HTTPConnection {
 
     // MARK: timeouts
 
+    /// Reports the connection's situation to the timeout state machine and arms the one timer
+    /// for the resulting deadline.
     private func observe() {
-        guard !closed else { return }
-        let now = socket.loop.nowMs
+        guard !closed, !closing else { return }
+        updateTimeouts()
+        armTimer()
+    }
+
+    private func updateTimeouts() {
         let written = socket.bytesWritten
-        timeouts.observe(nowMs: now, readPhase: parser.phase, handlerBusy: inFlight != nil,
+        timeouts.observe(nowMs: socket.loop.nowMs, readPhase: parser.phase, handlerBusy: inFlight != nil,
                          writePending: socket.hasPendingWrites, wroteBytes: written != lastBytesWritten,
                          handshakeDone: transport.isEstablished)
         lastBytesWritten = written
+    }
+
+    private func armTimer() {
         guard let deadline = timeouts.deadlineMs else {
             if armedDeadlineMs != nil {
                 timer.stop()
@@ -189,26 +200,40 @@ final class HTTPConnection {
             return
         }
         if deadline != armedDeadlineMs {
+            let now = socket.loop.nowMs
             armedDeadlineMs = deadline
-            timer.start(afterMs: deadline > now ? deadline - now : 0) { [unowned self] in timerFired() }
+            // At least 1 ms: a 0 ms timer re-armed from a timer callback would run again in the
+            // same libuv timer pass.
+            timer.start(afterMs: deadline > now ? deadline - now : 1) { [unowned self] in timerFired() }
         }
     }
 
     private func timerFired() {
+        guard !closed, !closing else { return }
         armedDeadlineMs = nil
-        observe()  // write progress since the last observation moves the deadline
-        guard let kind = timeouts.expired(nowMs: socket.loop.nowMs) else { return }
+        updateTimeouts()  // write progress since the last observation moves the deadline
+        guard let kind = timeouts.expired(nowMs: socket.loop.nowMs) else {
+            armTimer()
+            return
+        }
         server.metrics.timeout(kind)
         switch kind {
         case .idle, .handshake:
             close()
         case .writeStall:
+            closing = true
             socket.close(reset: true)
         case .head, .body:
             closeAfterWrite = true
             write(.problem(Problem(.requestTimeout, detail: "request \(kind.rawValue) not received within the time limit")),
                   keepAlive: false, head: false)
             flushAndSettle()
+            if !closed && !closing {
+                // Give the 408 the write-stall allowance to leave, then close regardless.
+                timer.start(afterMs: server.config.timeouts.writeStallMs) { [unowned self] in close() }
+                armedDeadlineMs = nil
+                closing = true
+            }
         }
     }
 
@@ -226,6 +251,8 @@ final class HTTPConnection {
 
     func close() {
         guard !closed else { return }
+        closing = true
+        timer.stop()
         socket.close()
     }
 

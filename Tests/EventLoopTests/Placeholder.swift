@@ -1,2 +1,0 @@
-import XCTest
-final class EventLoopTestsPlaceholder: XCTestCase { func testNothing() {} }

@@ -1,0 +1,201 @@
+import EventLoop
+import Foundation
+import HTTP
+import HTTPServer
+import Logging
+import TestSupport
+import XCTest
+
+/// A loop running on its own thread with one HTTP server, for socket-level tests of the server
+/// core. Everything on the loop is created before the thread starts; afterwards the test talks
+/// to it only through sockets and the executor.
+final class LoopThread: @unchecked Sendable {
+    let loop: Loop
+    let executor: LoopExecutor
+    let server: HTTPServer
+    private let done = DispatchSemaphore(value: 0)
+    private var keep: [AnyObject] = []
+
+    init(config: HTTPServerConfig, routes: (Loop, inout Router<RouteHandler>) -> [AnyObject] = { _, _ in [] }) throws {
+        loop = try Loop()
+        executor = LoopExecutor(loop: loop)
+        var router = Router<RouteHandler>()
+        keep = routes(loop, &router)
+        server = HTTPServer(loop: loop, config: config, router: router, logger: Logger(label: "test"))
+        try server.start()
+        let t = Thread { [self] in
+            loop.run()
+            keep.removeAll()
+            loop.close()
+            done.signal()
+        }
+        t.start()
+    }
+
+    var port: Int { server.port }
+
+    /// Graceful shutdown, then stops the loop and waits for the thread.
+    func stop(graceful: Bool = true) {
+        executor.submit { [self] in
+            server.beginShutdown { [self] in
+                executor.close()
+                loop.stop()
+            }
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 15), .success, "loop thread did not stop")
+    }
+}
+
+/// Test routes. `/slow` answers after 300 ms (an in-flight request for shutdown tests).
+func testRoutes(_ loop: Loop, _ router: inout Router<RouteHandler>) -> [AnyObject] {
+    router.add(.get, "/hello", RouteHandler(name: "hello") { ctx in
+        ctx.respond(HTTPResponse(status: 200, body: Array("hello".utf8)))
+    })
+    router.add(.post, "/echo", RouteHandler(name: "echo") { ctx in
+        ctx.respond(HTTPResponse(status: 200, body: ctx.request.body))
+    })
+    let big = [UInt8]((0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+    router.add(.get, "/big", RouteHandler(name: "big") { ctx in
+        ctx.respond(HTTPResponse(status: 200, body: [Array(big[0..<1000]), Array(big[1000...])]))
+    })
+    let timers = TimerBag()
+    router.add(.get, "/slow", RouteHandler(name: "slow") { ctx in
+        let t = LoopTimer(loop: loop)
+        timers.timers.append(t)
+        t.start(afterMs: 300) { ctx.respond(HTTPResponse(status: 200, body: Array("slow".utf8))) }
+    })
+    return [timers]
+}
+
+final class TimerBag {
+    var timers: [LoopTimer] = []
+}
+
+final class ServerTests: XCTestCase {
+    func config(_ adjust: (inout HTTPServerConfig) -> Void = { _ in }) -> HTTPServerConfig {
+        var c = HTTPServerConfig(name: "test", host: "127.0.0.1", port: 0)
+        c.limits.allowedHeaders = HTTPLimits.icomAllowedHeaders
+        c.limits.bodyBytesMax = 1024
+        c.limits.requestLineBytesMax = 256
+        c.limits.headerBytesMax = 1024
+        adjust(&c)
+        return c
+    }
+
+    func testPipelinedRequestsAreAnsweredInOrder() throws {
+        let server = try LoopThread(config: config(), routes: testRoutes)
+        defer { server.stop() }
+        let c = try BlockingClient(port: server.port)
+        try c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n"
+            + "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+            + "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n0\r\n\r\n")
+        XCTAssertEqual(try c.readResponse().bodyText, "slow")
+        XCTAssertEqual(try c.readResponse().bodyText, "hello")
+        XCTAssertEqual(try c.readResponse().bodyText, "abc")
+        XCTAssertEqual(try c.readResponse().bodyText, "de")
+        // Still open for more.
+        XCTAssertEqual(try c.roundTrip("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n").status, 200)
+    }
+
+    func testEveryLimitAnswersItsStatusAsProblemAndCloses() throws {
+        let server = try LoopThread(config: config(), routes: testRoutes)
+        defer { server.stop() }
+        let cases: [(String, Int, String)] = [
+            ("GET /" + String(repeating: "a", count: 300) + " HTTP/1.1\r\nHost: a\r\n\r\n", 414, "request-line-too-long"),
+            ("GET /hello HTTP/1.1\r\nHost: a\r\nUser-Agent: " + String(repeating: "b", count: 2000) + "\r\n\r\n", 431, "headers-too-large"),
+            ("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n", 413, "body-too-large"),
+            ("POST /echo HTTP/1.1\r\nHost: a\r\n\r\n", 411, "length-required"),
+            ("GET /hello HTTP/1.1\r\nHost: a\r\nX-Trace: 1\r\n\r\n", 400, "header-not-allowed"),
+            ("GET /hello HTTP/1.1\nHost: a\r\n\r\n", 400, "malformed-request"),
+            ("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", 404, "not-found"),
+            ("DELETE /hello HTTP/1.1\r\nHost: a\r\n\r\n", 405, "method-not-allowed"),
+        ]
+        for (request, status, slug) in cases {
+            let c = try BlockingClient(port: server.port)
+            let r = try c.roundTrip(request)
+            XCTAssertEqual(r.status, status, request)
+            XCTAssertEqual(r.header("content-type"), "application/problem+xml")
+            XCTAssertTrue(r.bodyText.contains("urn:rtpstream:problem:\(slug)"), r.bodyText)
+            if status != 404 && status != 405 {
+                XCTAssertEqual(r.header("connection"), "close")
+                XCTAssertTrue(c.waitForClose(), "connection must close after \(status)")
+            }
+        }
+    }
+
+    func testTrickledHeadersGet408() throws {
+        let server = try LoopThread(config: config { $0.timeouts.headMs = 300 }, routes: testRoutes)
+        defer { server.stop() }
+        let c = try BlockingClient(port: server.port)
+        try c.send("GET /hello HTTP/1.1\r\nHo")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 408)
+        XCTAssertTrue(r.bodyText.contains("request-timeout"))
+        XCTAssertTrue(c.waitForClose())
+    }
+
+    func testIdleKeepAliveConnectionIsClosed() throws {
+        let server = try LoopThread(config: config { $0.timeouts.idleMs = 200 }, routes: testRoutes)
+        defer { server.stop() }
+        let c = try BlockingClient(port: server.port)
+        XCTAssertEqual(try c.roundTrip("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n").status, 200)
+        XCTAssertTrue(c.waitForClose())
+    }
+
+    func testSlowReaderDoesNotBlockOthersAndGetsEveryByte() throws {
+        let server = try LoopThread(config: config(), routes: testRoutes)
+        defer { server.stop() }
+        let slow = try BlockingClient(port: server.port)
+        try slow.send(String(repeating: "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", count: 4))
+        let fast = try BlockingClient(port: server.port)
+        for _ in 0..<50 {
+            XCTAssertEqual(try fast.roundTrip("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n").bodyText, "hello")
+        }
+        for _ in 0..<4 {
+            let r = try slow.readResponse()
+            XCTAssertEqual(r.body.count, 2 << 20)
+            XCTAssertEqual(r.body[12345], UInt8(truncatingIfNeeded: 12345 &* 31))
+        }
+    }
+
+    func testStalledReaderIsCutOff() throws {
+        let server = try LoopThread(config: config { $0.timeouts.writeStallMs = 300 }, routes: testRoutes)
+        defer { server.stop() }
+        let stalled = try BlockingClient(port: server.port, timeoutMs: 8000)
+        try stalled.send(String(repeating: "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", count: 40))
+        Thread.sleep(forTimeInterval: 1.5)  // let the server hit the stall deadline while we read nothing
+        var received = 0
+        var closed = false
+        while true {
+            do {
+                _ = try stalled.readResponse()
+                received += 1
+            } catch {
+                closed = true
+                break
+            }
+        }
+        XCTAssertTrue(closed)
+        XCTAssertLessThan(received, 40, "a reader that stalls must be cut off, not buffered without bound")
+    }
+
+    func testGracefulShutdownFinishesInFlightAndClosesIdle() throws {
+        let server = try LoopThread(config: config(), routes: testRoutes)
+        let idle = try BlockingClient(port: server.port)
+        XCTAssertEqual(try idle.roundTrip("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n").status, 200)
+        let busy = try BlockingClient(port: server.port)
+        try busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.05)
+        let port = server.port
+        let stopper = Thread { server.stop() }
+        stopper.start()
+        let r = try busy.readResponse()
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.bodyText, "slow")
+        XCTAssertEqual(r.header("connection"), "close")
+        XCTAssertTrue(busy.waitForClose())
+        XCTAssertTrue(idle.waitForClose())
+        Thread.sleep(forTimeInterval: 0.1)
+        XCTAssertThrowsError(try BlockingClient(port: port).roundTrip("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"))
+    }
+}

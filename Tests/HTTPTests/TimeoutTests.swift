@@ -1,0 +1,76 @@
+import HTTP
+import XCTest
+
+/// The connection timeout state machine, driven by a manual clock: no sockets, no sleeping.
+final class TimeoutTests: XCTestCase {
+    var policy: TimeoutPolicy {
+        var p = TimeoutPolicy()
+        p.idleMs = 60_000
+        p.headMs = 10_000
+        p.bodyMs = 30_000
+        p.writeStallMs = 20_000
+        p.handshakeMs = 5_000
+        return p
+    }
+
+    func testIdleConnectionExpires() {
+        let t = ConnectionTimeouts(policy: policy, nowMs: 1_000)
+        XCTAssertEqual(t.deadlineMs, 61_000)
+        XCTAssertNil(t.expired(nowMs: 60_999))
+        XCTAssertEqual(t.expired(nowMs: 61_000), .idle)
+    }
+
+    func testTrickledHeadersKeepTheFirstByteDeadline() {
+        var t = ConnectionTimeouts(policy: policy, nowMs: 0)
+        // First byte of a head at 5 s, then one byte every second: the deadline never moves.
+        for now in stride(from: UInt64(5_000), through: 14_000, by: 1_000) {
+            t.observe(nowMs: now, readPhase: .head, handlerBusy: false, writePending: false, wroteBytes: false)
+            XCTAssertEqual(t.deadlineMs, 15_000)
+        }
+        XCTAssertEqual(t.expired(nowMs: 15_000), .head)
+    }
+
+    func testTrickledBodyExpires() {
+        var t = ConnectionTimeouts(policy: policy, nowMs: 0)
+        t.observe(nowMs: 100, readPhase: .head, handlerBusy: false, writePending: false, wroteBytes: false)
+        t.observe(nowMs: 200, readPhase: .body, handlerBusy: false, writePending: false, wroteBytes: false)
+        t.observe(nowMs: 20_000, readPhase: .body, handlerBusy: false, writePending: false, wroteBytes: false)
+        XCTAssertEqual(t.deadlineMs, 30_200)
+        XCTAssertEqual(t.expired(nowMs: 30_200), .body)
+    }
+
+    func testBusyHandlerHasNoReadDeadlineAndIdleRestartsAfterIt() {
+        var t = ConnectionTimeouts(policy: policy, nowMs: 0)
+        t.observe(nowMs: 10, readPhase: .idle, handlerBusy: true, writePending: false, wroteBytes: false)
+        XCTAssertNil(t.deadlineMs)
+        XCTAssertNil(t.expired(nowMs: 1_000_000))
+        t.observe(nowMs: 100_000, readPhase: .idle, handlerBusy: false, writePending: false, wroteBytes: false)
+        XCTAssertEqual(t.deadlineMs, 160_000)
+    }
+
+    func testWriteStallExpiresUnlessBytesMove() {
+        var t = ConnectionTimeouts(policy: policy, nowMs: 0)
+        t.observe(nowMs: 1_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true)
+        XCTAssertEqual(t.deadlineMs, 21_000)
+        t.observe(nowMs: 15_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true)
+        XCTAssertEqual(t.deadlineMs, 35_000)
+        t.observe(nowMs: 30_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: false)
+        XCTAssertEqual(t.deadlineMs, 35_000)
+        XCTAssertEqual(t.expired(nowMs: 35_000), .writeStall)
+        // Once everything is written, the connection is idle again.
+        t.observe(nowMs: 34_000, readPhase: .idle, handlerBusy: false, writePending: false, wroteBytes: true)
+        XCTAssertEqual(t.kind, .idle)
+    }
+
+    func testHandshakeDeadlineThenIdle() {
+        var t = ConnectionTimeouts(policy: policy, nowMs: 0, handshaking: true)
+        XCTAssertEqual(t.deadlineMs, 5_000)
+        t.observe(nowMs: 4_000, readPhase: .idle, handlerBusy: false, writePending: false, wroteBytes: false,
+                  handshakeDone: false)
+        XCTAssertEqual(t.expired(nowMs: 5_000), .handshake)
+        t.observe(nowMs: 4_500, readPhase: .idle, handlerBusy: false, writePending: false, wroteBytes: false,
+                  handshakeDone: true)
+        XCTAssertEqual(t.kind, .idle)
+        XCTAssertEqual(t.deadlineMs, 64_500)
+    }
+}

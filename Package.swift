@@ -71,7 +71,7 @@ let package = Package(
         // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
         //      otherwise a replay tool that runs the harness over corpus files) ----
         .executableTarget(name: "fuzz-http", dependencies: ["HTTP"],
-                          path: "Tests/Fuzz/HTTP", swiftSettings: strict),
+                          path: "Tests/Fuzz/HTTP", exclude: ["corpus"], swiftSettings: strict),
 
         // ---- tests ----
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),

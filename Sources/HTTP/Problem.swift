@@ -35,8 +35,8 @@ public struct ProblemType: Sendable, Hashable, CustomStringConvertible {
     // API
     public static let invalidISPB = ProblemType(slug: "invalid-ispb", title: "ISPB in the path is not 8 digits", status: 400)
 
-    /// Every problem type the server can return (extended by the modules that add routes).
-    public nonisolated(unsafe) static var all: [ProblemType] = [
+    /// Every problem type the server can return: the one catalog (docs/errors.md mirrors it).
+    public static let all: [ProblemType] = [
         .badRequest, .headerNotAllowed, .lengthRequired, .bodyTooLarge, .uriTooLong, .headersTooLarge,
         .requestTimeout, .notImplemented, .versionNotSupported, .notFound, .methodNotAllowed,
         .unsupportedMediaType, .notAcceptable, .shuttingDown, .internalError, .invalidISPB,

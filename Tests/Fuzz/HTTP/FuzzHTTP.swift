@@ -1,1 +1,108 @@
-@main struct FuzzHTTP { static func main() {} }
+// libFuzzer harness for the HTTP request parser.
+//
+//   make fuzz-http FUZZ_SECONDS=60     (builds with -sanitize=fuzzer,address -DFUZZING)
+//
+// Without FUZZING (a normal `swift build`) the same target is a replay tool: it runs the
+// harness over the files named on the command line, so a crash input can be reproduced in a
+// debugger and the seed corpus is exercised by the test command.
+import HTTP
+
+enum FuzzHTTPTarget {
+    /// Parses the input whole and in pieces whose sizes come from the input itself; the two
+    /// must agree exactly, and every request must respect the limits.
+    static func run(_ input: UnsafeRawBufferPointer) {
+        var limits = HTTPLimits()
+        limits.requestLineBytesMax = 512
+        limits.headerBytesMax = 2048
+        limits.headerCountMax = 16
+        limits.bodyBytesMax = 4096
+        limits.allowedHeaders = input.first.map { $0 & 1 == 0 } ?? false ? HTTPLimits.icomAllowedHeaders : nil
+        let bytes = Array(input)
+        let whole = parse(bytes, limits: limits, pieces: [bytes.count])
+        var pieces: [Int] = []
+        var i = 0
+        while pieces.reduce(0, +) < bytes.count {
+            pieces.append(Int(bytes.isEmpty ? 1 : bytes[i % bytes.count] % 7) + 1)
+            i += 1
+        }
+        let split = parse(bytes, limits: limits, pieces: pieces)
+        precondition(whole == split, "whole and split parses differ")
+    }
+
+    static func parse(_ bytes: [UInt8], limits: HTTPLimits, pieces: [Int]) -> [String] {
+        var parser = HTTPRequestParser(limits: limits)
+        var out: [String] = []
+        var offset = 0
+        var pieceIndex = 0
+        while offset < bytes.count {
+            let n = min(max(pieces[pieceIndex % max(pieces.count, 1)], 1), bytes.count - offset)
+            pieceIndex += 1
+            parser.feed(Array(bytes[offset..<offset + n]))
+            offset += n
+            loop: while true {
+                switch parser.next() {
+                case .needMore:
+                    break loop
+                case .request(let r):
+                    precondition(r.body.count <= limits.bodyBytesMax)
+                    precondition(r.headers.count <= limits.headerCountMax)
+                    precondition(r.target.utf8.count <= limits.requestLineBytesMax)
+                    out.append("\(r.method) \(r.target) \(r.headers.count) \(r.body.count) \(r.keepAlive)")
+                case .error(let e):
+                    out.append("error \(e.status)")
+                    return out
+                }
+            }
+        }
+        return out
+    }
+}
+
+#if FUZZING
+import Glibc
+
+// SwiftPM renames an executable's entry point, so libFuzzer's own main() is not used; ours
+// hands control to libFuzzer's driver with the harness as callback.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzHTTPOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    FuzzHTTPTarget.run(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
+@main
+struct FuzzHTTPMain {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzHTTPOne))
+    }
+}
+#else
+import Foundation
+
+@main
+struct FuzzHTTPReplay {
+    static func main() {
+        var count = 0
+        for path in CommandLine.arguments.dropFirst() {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { continue }
+            let files = isDir.boolValue
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 }
+                : [path]
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file) else { continue }
+                data.withUnsafeBytes { FuzzHTTPTarget.run($0) }
+                count += 1
+            }
+        }
+        print("replayed \(count) inputs")
+    }
+}
+#endif

@@ -52,6 +52,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         .target(name: "ISO20022", dependencies: ["CLibXML2"], swiftSettings: strict),
+        .target(name: "Streaming", swiftSettings: strict),
         .target(name: "Hub", dependencies: [
             "EventLoop", "HTTP", "HTTPServer", "TLS", "LogStore", "ISO20022",
             .product(name: "Logging", package: "swift-log"),
@@ -80,5 +81,6 @@ let package = Package(
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
         .testTarget(name: "ISO20022Tests", dependencies: ["ISO20022"], swiftSettings: strict),
         .testTarget(name: "TLSTests", dependencies: ["TLS"], swiftSettings: strict),
+        .testTarget(name: "StreamingTests", dependencies: ["Streaming"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,113 @@
+/// The opaque `PI-Pull-Next` pointer: stream id and batch sequence, bound to one ISPB by a MAC.
+///
+///     token = base64url( stream id (8, big endian) | sequence (4, big endian) | mac (16) )
+///     mac   = HMAC-SHA256(key, "rtp-pull-1" | ISPB (8 ASCII digits) | stream id | sequence)[0..<16]
+///
+/// 28 bytes, 38 characters. The MAC function is injected (the TLS module owns OpenSSL), so this
+/// type stays pure and testable.
+public struct PullToken: Sendable, Equatable, Hashable {
+    public let stream: UInt64
+    public let sequence: UInt32
+
+    public init(stream: UInt64, sequence: UInt32) {
+        self.stream = stream
+        self.sequence = sequence
+    }
+
+    public static let macBytes = 16
+    public static let encodedLength = 38
+
+    /// Computes a MAC over a message; must be a keyed PRF (HMAC-SHA256 in production).
+    public typealias MAC = @Sendable ([UInt8]) -> [UInt8]
+
+    static func macInput(ispb: String, stream: UInt64, sequence: UInt32) -> [UInt8] {
+        var m = Array("rtp-pull-1".utf8)
+        m.append(contentsOf: ispb.utf8)
+        m.append(contentsOf: stream.bigEndianBytes)
+        m.append(contentsOf: sequence.bigEndianBytes)
+        return m
+    }
+
+    public func encode(ispb: String, mac: MAC) -> String {
+        var raw = stream.bigEndianBytes + sequence.bigEndianBytes
+        raw.append(contentsOf: mac(Self.macInput(ispb: ispb, stream: stream, sequence: sequence)).prefix(Self.macBytes))
+        return Base64URL.encode(raw)
+    }
+
+    /// Decodes and verifies a token for the ISPB of the request path; nil when malformed or
+    /// forged (or made for another ISPB). Constant-time MAC comparison.
+    public static func decode(_ text: Substring, ispb: String, mac: MAC) -> PullToken? {
+        guard text.utf8.count == encodedLength, let raw = Base64URL.decode(text), raw.count == 28 else { return nil }
+        let stream = UInt64(bigEndianBytes: raw[0..<8])
+        let sequence = UInt32(bigEndianBytes: raw[8..<12])
+        let expected = mac(macInput(ispb: ispb, stream: stream, sequence: sequence)).prefix(macBytes)
+        guard expected.count == macBytes else { return nil }
+        var diff: UInt8 = 0
+        for (a, b) in zip(expected, raw[12..<28]) { diff |= a ^ b }
+        return diff == 0 ? PullToken(stream: stream, sequence: sequence) : nil
+    }
+}
+
+extension FixedWidthInteger {
+    var bigEndianBytes: [UInt8] {
+        withUnsafeBytes(of: self.bigEndian) { Array($0) }
+    }
+
+    init(bigEndianBytes bytes: ArraySlice<UInt8>) {
+        var v: Self = 0
+        for b in bytes { v = v << 8 | Self(b) }
+        self = v
+    }
+}
+
+/// RFC 4648 §5 base64url without padding.
+public enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    private static let reverse: [Int16] = {
+        var r = [Int16](repeating: -1, count: 256)
+        for (i, c) in alphabet.enumerated() { r[Int(c)] = Int16(i) }
+        return r
+    }()
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let n = UInt32(bytes[i]) << 16
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
+        } else if rest == 2 {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode(_ text: Substring) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 4 != 1 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count * 3 / 4)
+        var acc: UInt32 = 0
+        var bits = 0
+        for c in chars {
+            let v = reverse[Int(c)]
+            guard v >= 0 else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+            }
+        }
+        // Non-canonical trailing bits are a different token, not the same one.
+        guard acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return out
+    }
+}

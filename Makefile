@@ -3,7 +3,7 @@ SWIFT ?= /opt/swift/usr/bin/swift
 FUZZ_SECONDS ?= 60
 BENCH_SECONDS ?= 10
 
-.PHONY: build run test fuzz fuzz-http bench bench-http clean
+.PHONY: build run test fuzz fuzz-http fuzz-multipart bench bench-http clean
 
 build:
 	$(SWIFT) build
@@ -16,13 +16,19 @@ test:
 
 # libFuzzer (-sanitize=fuzzer,address) builds in their own scratch directory; each fuzzer runs
 # for FUZZ_SECONDS over a scratch copy of its seed corpus.
-fuzz: fuzz-http
+fuzz: fuzz-http fuzz-multipart
 
 fuzz-http:
 	$(SWIFT) build --product fuzz-http --scratch-path .build-fuzz \
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
 	mkdir -p .build-fuzz/corpus-http && cp -n Tests/Fuzz/HTTP/corpus/* .build-fuzz/corpus-http/
 	.build-fuzz/debug/fuzz-http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 .build-fuzz/corpus-http
+
+fuzz-multipart:
+	$(SWIFT) build --product fuzz-multipart --scratch-path .build-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
+	mkdir -p .build-fuzz/corpus-multipart && cp -n Tests/Fuzz/Multipart/corpus/* .build-fuzz/corpus-multipart/
+	.build-fuzz/debug/fuzz-multipart -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 .build-fuzz/corpus-multipart
 
 # Benchmarks: release build, reference measured in the same run (see docs/benchmarks.md).
 bench: bench-http

@@ -73,6 +73,8 @@ let package = Package(
         //      otherwise a replay tool that runs the harness over corpus files) ----
         .executableTarget(name: "fuzz-http", dependencies: ["HTTP"],
                           path: "Tests/Fuzz/HTTP", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(name: "fuzz-multipart", dependencies: ["HTTP"],
+                          path: "Tests/Fuzz/Multipart", exclude: ["corpus"], swiftSettings: strict),
 
         // ---- tests ----
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),

@@ -78,3 +78,35 @@ final class BodyCodingTests: XCTestCase {
         XCTAssertThrowsError(try Gzip.decompress(bomb, maxBytes: 4 << 20)) { XCTAssertEqual($0 as? GzipError, .tooLarge) }
     }
 }
+
+final class ResponseParserTests: XCTestCase {
+    func testPipelinedResponsesByteAtATime() {
+        let stream = Array(("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nPI-ResourceId: a\r\n\r\nhello"
+            + "HTTP/1.1 204 No Content\r\nPI-Pull-Next: /x\r\n\r\n"
+            + "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n").utf8)
+        for pieceSize in [stream.count, 1, 7] {
+            var p = HTTPResponseParser()
+            var got: [HTTPClientResponse] = []
+            var off = 0
+            while off < stream.count {
+                let n = min(pieceSize, stream.count - off)
+                stream[off..<off + n].withUnsafeBytes { p.feed($0) }
+                off += n
+                while case .response(let r) = p.next() { got.append(r) }
+            }
+            XCTAssertEqual(got.map(\.status), [200, 204, 429], "piece size \(pieceSize)")
+            XCTAssertEqual(got.first?.body, Array("hello".utf8))
+            XCTAssertEqual(got[1].header("pi-pull-next"), "/x")
+            XCTAssertEqual(got[2].header("Retry-After"), "3")
+        }
+    }
+
+    func testMalformedResponsesAreErrors() {
+        for text in ["HTTX/1.1 200 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+                     "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"] {
+            var p = HTTPResponseParser()
+            Array(text.utf8).withUnsafeBytes { p.feed($0) }
+            guard case .error = p.next() else { return XCTFail("accepted \(text.debugDescription)") }
+        }
+    }
+}

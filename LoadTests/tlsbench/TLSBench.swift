@@ -1,0 +1,1 @@
+@main struct TLSBench { static func main() {} }

@@ -33,6 +33,9 @@ static inline void rtp_SSL_CTX_set_server_options(SSL_CTX *ctx) {
 static inline void rtp_SSL_CTX_set_client_options(SSL_CTX *ctx) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 }
+static inline void rtp_SSL_CTX_set_no_ticket(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+}
 static inline void rtp_SSL_CTX_set_session_cache_server(SSL_CTX *ctx, long entriesMax) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, entriesMax);

@@ -87,13 +87,17 @@ public struct TLSClientConfig: Sendable {
     public var maxVersion: TLSVersion
     public var cipherList: String
     public var ciphersuites: String
+    /// Accept session tickets (TLS 1.2 and 1.3). False makes TLS 1.2 resume by session id,
+    /// from the server's session cache.
+    public var sessionTickets: Bool
 
     public init(certPath: String? = nil, keyPath: String? = nil, caPath: String,
                 serverName: String? = nil,
                 minVersion: TLSVersion = TLSDefaults.minVersion,
                 maxVersion: TLSVersion = TLSDefaults.maxVersion,
                 cipherList: String = TLSDefaults.cipherList,
-                ciphersuites: String = TLSDefaults.ciphersuites) {
+                ciphersuites: String = TLSDefaults.ciphersuites,
+                sessionTickets: Bool = true) {
         self.certPath = certPath
         self.keyPath = keyPath
         self.caPath = caPath
@@ -102,5 +106,6 @@ public struct TLSClientConfig: Sendable {
         self.maxVersion = maxVersion
         self.cipherList = cipherList
         self.ciphersuites = ciphersuites
+        self.sessionTickets = sessionTickets
     }
 }

@@ -44,7 +44,7 @@ public final class TLSContext: @unchecked Sendable {
                                   cipherList: config.cipherList, ciphersuites: config.ciphersuites)
             rtp_SSL_CTX_set_server_options(ctx)
             let leaf = try loadIdentity(ctx, certPath: config.certPath, keyPath: config.keyPath,
-                                        role: "TLS certificate")
+                                        role: "TLS certificate", refuseExpired: true)
             let caCount = try loadClientTrust(ctx, caPath: config.clientCAPath)
             var crlNextUpdate: Int64?
             if let crlPath = config.crlPath {
@@ -88,10 +88,13 @@ public final class TLSContext: @unchecked Sendable {
             try configureProtocol(ctx, min: config.minVersion, max: config.maxVersion,
                                   cipherList: config.cipherList, ciphersuites: config.ciphersuites)
             rtp_SSL_CTX_set_client_options(ctx)
+            if !config.sessionTickets { rtp_SSL_CTX_set_no_ticket(ctx) }
             var summary = "TLS client \(config.minVersion)-\(config.maxVersion)"
             switch (config.certPath, config.keyPath) {
             case let (certPath?, keyPath?):
-                let leaf = try loadIdentity(ctx, certPath: certPath, keyPath: keyPath, role: "TLS client certificate")
+                // An expired client certificate is loaded: testing servers needs one.
+                let leaf = try loadIdentity(ctx, certPath: certPath, keyPath: keyPath,
+                                            role: "TLS client certificate", refuseExpired: false)
                 summary += "; certificate \(leaf.subject)"
             case (nil, nil):
                 summary += "; no certificate"
@@ -156,12 +159,12 @@ extension TLSContext {
         rtp_SSL_CTX_set_mode_accept_moving_write_buffer(ctx)
     }
 
-    /// Certificate chain (leaf first) and matching private key; refuses an expired leaf.
+    /// Certificate chain (leaf first) and matching private key.
     private static func loadIdentity(_ ctx: OpaquePointer, certPath: String, keyPath: String,
-                                     role: String) throws(TLSConfigError) -> X509Certificate {
+                                     role: String, refuseExpired: Bool) throws(TLSConfigError) -> X509Certificate {
         let chain = try PEMFile.readCertificates(certPath, role: role)
         let leaf = chain[0]
-        if X509_cmp_current_time(X509_get0_notAfter(leaf.pointer)) < 0 {
+        if refuseExpired, X509_cmp_current_time(X509_get0_notAfter(leaf.pointer)) < 0 {
             let when = leaf.notAfterEpochSeconds.map { X509Text.iso8601(epochSeconds: $0) } ?? "?"
             throw TLSConfigError("\(role) \(certPath): expired at \(when)")
         }
@@ -170,7 +173,8 @@ extension TLSContext {
         }
         let key = try PEMFile.readPrivateKey(keyPath, role: "TLS key")
         guard SSL_CTX_use_PrivateKey(ctx, key.pointer) == 1 else {
-            throw TLSConfigError("TLS key \(keyPath): \(OpenSSLErrorQueue.drainLine())")
+            // OpenSSL compares the key with the certificate here ("key values mismatch").
+            throw TLSConfigError("TLS key \(keyPath): does not match certificate \(certPath) (\(OpenSSLErrorQueue.drainLine()))")
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else {
             ERR_clear_error()

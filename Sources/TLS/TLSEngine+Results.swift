@@ -97,7 +97,7 @@ extension TLSEngine {
         default:
             (problem, summary) = (.invalid, "certificate invalid")
         }
-        var reason = "\(summary) (X509 error \(verifyCode): \(String(cString: X509_verify_cert_error_string(Int(verifyCode)))))"
+        var reason = "certificate refused: \(summary) (X509 error \(verifyCode): \(String(cString: X509_verify_cert_error_string(Int(verifyCode)))))"
         if let subject = verifyFailureSubject { reason += ": \(subject)" }
         return TLSFailure(.peerCertificate(problem), reason)
     }

@@ -84,6 +84,9 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["HTTP"], swiftSettings: strict),
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
         .testTarget(name: "ISO20022Tests", dependencies: ["ISO20022"], swiftSettings: strict),
-        .testTarget(name: "TLSTests", dependencies: ["TLS"], swiftSettings: strict),
+        .testTarget(name: "TLSTests", dependencies: [
+            "TLS",
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ], swiftSettings: strict),
     ]
 )

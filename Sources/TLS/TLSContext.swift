@@ -1,4 +1,5 @@
 import COpenSSL
+import CoreMetrics
 
 /// An immutable OpenSSL SSL_CTX: certificates, trust, versions, ciphers, session cache.
 ///
@@ -34,7 +35,9 @@ public final class TLSContext: @unchecked Sendable {
     deinit { SSL_CTX_free(pointer) }
 
     /// Builds the API listener's context. Throws a one-line reason naming the file or setting.
-    public static func server(_ config: TLSServerConfig) throws(TLSConfigError) -> TLSContext {
+    /// Metrics go to `metricsFactory`, by default the process-wide `MetricsSystem`.
+    public static func server(_ config: TLSServerConfig,
+                              metricsFactory: (any MetricsFactory)? = nil) throws(TLSConfigError) -> TLSContext {
         ERR_clear_error()
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
             throw TLSConfigError("TLS: cannot create server context: \(OpenSSLErrorQueue.drainLine())")
@@ -67,7 +70,7 @@ public final class TLSContext: @unchecked Sendable {
                 summary += "; no CRL"
             }
             summary += "; ISPB rule \(config.ispbRule)"
-            let metrics = TLSMetrics(serverNotAfterEpochSeconds: notAfter, crlNextUpdateEpochSeconds: crlNextUpdate)
+            let metrics = TLSMetrics(factory: metricsFactory, serverNotAfterEpochSeconds: notAfter, crlNextUpdateEpochSeconds: crlNextUpdate)
             return TLSContext(pointer: ctx, ispbRule: config.ispbRule,
                               requireClientAuthExtendedKeyUsage: config.requireClientAuthExtendedKeyUsage,
                               sniHostName: nil, metrics: metrics, summary: summary)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Metrics
 
 /// Counters of a server context (created once per context, so a reload re-registers the
@@ -15,13 +16,15 @@ struct TLSMetrics: Sendable {
     static let notAfterLabel = "rtpstream_tls_certificate_not_after_seconds"
     static let crlNextUpdateLabel = "rtpstream_tls_crl_next_update_seconds"
 
-    init(serverNotAfterEpochSeconds: Int64?, crlNextUpdateEpochSeconds: Int64?) {
+    /// `factory` nil: the process-wide `MetricsSystem` (tests inject their own).
+    init(factory: (any MetricsFactory)?, serverNotAfterEpochSeconds: Int64?, crlNextUpdateEpochSeconds: Int64?) {
+        let factory = factory ?? MetricsSystem.factory
         var handshakes: [String: Counter] = [:]
         for version in TLSVersion.allCases {
             for resumed in [false, true] {
                 handshakes[TLSMetrics.key(version: version.description, resumed: resumed)] = Counter(
                     label: TLSMetrics.handshakesLabel,
-                    dimensions: [("version", version.description), ("resumed", String(resumed))])
+                    dimensions: [("version", version.description), ("resumed", String(resumed))], factory: factory)
             }
         }
         var failures: [String: Counter] = [:]
@@ -29,16 +32,16 @@ struct TLSMetrics: Sendable {
         labels += [TLSFailure.Kind.alertReceived, .protocolViolation, .unexpectedEOF, .internal]
             .map { TLSFailure($0, "").label }
         for label in labels {
-            failures[label] = Counter(label: TLSMetrics.failuresLabel, dimensions: [("reason", label)])
+            failures[label] = Counter(label: TLSMetrics.failuresLabel, dimensions: [("reason", label)], factory: factory)
         }
         self.handshakes = handshakes
         self.failures = failures
         if let serverNotAfterEpochSeconds {
-            Gauge(label: TLSMetrics.notAfterLabel, dimensions: [("certificate", "server")])
+            Gauge(label: TLSMetrics.notAfterLabel, dimensions: [("certificate", "server")], factory: factory)
                 .record(serverNotAfterEpochSeconds)
         }
         if let crlNextUpdateEpochSeconds {
-            Gauge(label: TLSMetrics.crlNextUpdateLabel).record(crlNextUpdateEpochSeconds)
+            Gauge(label: TLSMetrics.crlNextUpdateLabel, factory: factory).record(crlNextUpdateEpochSeconds)
         }
     }
 

@@ -61,6 +61,13 @@ public final class TLSEngine {
     }
 
     deinit {
+        // A connection that simply ends (HTTP clients rarely send close_notify; the server
+        // closes idle keep-alives) would otherwise have its session removed from the cache
+        // and marked not resumable by SSL_free. Like nginx, mark it shut down quietly.
+        // Failed connections are not affected: OpenSSL invalidated their session already.
+        if handshakeComplete {
+            SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
+        }
         SSL_free(ssl)  // frees the BIO; its destroy callback does not touch the engine
     }
 

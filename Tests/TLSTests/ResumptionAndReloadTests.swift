@@ -28,6 +28,48 @@ final class ResumptionAndReloadTests: XCTestCase {
 
     func testSecondConnectionResumesTLS12() throws { try resumes(version: .tls12) }
 
+    private func resumesAfterTheFirstConnectionIsDropped(version: TLSVersion, tickets: Bool) throws {
+        let server = try TLSContext.server(fixture.serverConfig())
+        var config = fixture.clientConfig(fixture.client(Fixture.ispbA), maxVersion: version)
+        config.sessionTickets = tickets
+        let client = try TLSContext.client(config)
+        var first: Link? = Link(client: client, server: server)
+        first!.handshake()
+        let session = try XCTUnwrap(first!.client.resumableSession)
+        first = nil  // both engines freed without close_notify, as when a TCP connection just ends
+        let second = Link(client: client, server: server, session: session)
+        second.handshake()
+        XCTAssertTrue(second.server.sessionReused, "\(version) tickets=\(tickets)")
+    }
+
+    func testDroppedConnectionStaysResumable() throws {
+        try resumesAfterTheFirstConnectionIsDropped(version: .tls13, tickets: true)
+        try resumesAfterTheFirstConnectionIsDropped(version: .tls12, tickets: true)
+        try resumesAfterTheFirstConnectionIsDropped(version: .tls12, tickets: false)
+    }
+
+    func testFailedConnectionIsNotResumable() throws {
+        // A session whose connection later failed (here: a corrupted record) is not offered again.
+        let server = try TLSContext.server(fixture.serverConfig())
+        var config = fixture.clientConfig(fixture.client(Fixture.ispbA), maxVersion: .tls12)
+        config.sessionTickets = false
+        let client = try TLSContext.client(config)
+        let first = Link(client: client, server: server)
+        first.handshake()
+        let session = try XCTUnwrap(first.client.resumableSession)
+        XCTAssertEqual(Array("x".utf8).withUnsafeBytes { first.client.writePlaintext($0) }, .ok)
+        var record: [UInt8] = []
+        first.client.takeCiphertext(into: &record)
+        record[record.count - 1] ^= 0xff
+        record.withUnsafeBytes { first.server.feed($0) }
+        var plaintext: [UInt8] = []
+        XCTAssertEqual(failureKind(first.server.readPlaintext(into: &plaintext)), .protocolViolation)
+        let second = Link(client: client, server: server, session: session)
+        second.handshake()
+        XCTAssertTrue(second.server.handshakeComplete)
+        XCTAssertFalse(second.server.sessionReused, "the server dropped the failed connection's session")
+    }
+
     func testTLS12ResumesBySessionIDWhenTicketsAreNotUsed() throws {
         // A client whose context refuses tickets exercises the server's session cache.
         let server = try TLSContext.server(fixture.serverConfig())

@@ -20,18 +20,55 @@ public enum Crypto {
             fatalError("Crypto: EVP_MAC_CTX_dup failed: \(OpenSSLErrorQueue.drainLine())")
         }
         defer { EVP_MAC_CTX_free(context) }
-        var tag = [UInt8](repeating: 0, count: sha256ByteCount)
-        var tagCount = 0
         // An empty key is valid HMAC; OpenSSL wants a non-null pointer for it.
         let emptyKey: [UInt8] = [0]
         let ok = emptyKey.withUnsafeBytes { empty in
             EVP_MAC_init(context, (key.isEmpty ? empty : key).baseAddress?.assumingMemoryBound(to: UInt8.self),
                          key.count, nil) == 1
-                && EVP_MAC_update(context, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1
-                && tag.withUnsafeMutableBytes {
-                    EVP_MAC_final(context, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), &tagCount, $0.count) == 1
-                }
         }
+        precondition(ok, "Crypto: HMAC key setup failed: \(OpenSSLErrorQueue.drainLine())")
+        return finish(context, message)
+    }
+
+    /// An HMAC-SHA256 key prepared once (key schedule done), for hot paths that sign with
+    /// a fixed key, e.g. PI-Pull-Next tokens. Safe to share across threads: each call works
+    /// on its own copy of the prepared state.
+    public final class HMACSHA256Key: @unchecked Sendable {
+        private let prepared: OpaquePointer
+
+        public init(_ key: [UInt8]) {
+            guard let context = EVP_MAC_CTX_dup(hmacSHA256Template) else {
+                fatalError("Crypto: EVP_MAC_CTX_dup failed: \(OpenSSLErrorQueue.drainLine())")
+            }
+            let emptyKey: [UInt8] = [0]
+            let ok = (key.isEmpty ? emptyKey : key).withUnsafeBytes {
+                EVP_MAC_init(context, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), key.count, nil) == 1
+            }
+            precondition(ok, "Crypto: HMAC key setup failed: \(OpenSSLErrorQueue.drainLine())")
+            prepared = context
+        }
+
+        deinit { EVP_MAC_CTX_free(prepared) }
+
+        /// The tag of `message` (equal to `Crypto.hmacSHA256(key:message:)`).
+        public func tag(_ message: UnsafeRawBufferPointer) -> [UInt8] {
+            guard let context = EVP_MAC_CTX_dup(prepared) else {
+                fatalError("Crypto: EVP_MAC_CTX_dup failed: \(OpenSSLErrorQueue.drainLine())")
+            }
+            defer { EVP_MAC_CTX_free(context) }
+            return finish(context, message)
+        }
+
+        public func tag(_ message: [UInt8]) -> [UInt8] { message.withUnsafeBytes { tag($0) } }
+    }
+
+    fileprivate static func finish(_ context: OpaquePointer, _ message: UnsafeRawBufferPointer) -> [UInt8] {
+        var tag = [UInt8](repeating: 0, count: sha256ByteCount)
+        var tagCount = 0
+        let ok = EVP_MAC_update(context, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1
+            && tag.withUnsafeMutableBytes {
+                EVP_MAC_final(context, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), &tagCount, $0.count) == 1
+            }
         precondition(ok && tagCount == sha256ByteCount, "Crypto: HMAC-SHA256 failed: \(OpenSSLErrorQueue.drainLine())")
         return tag
     }
@@ -56,7 +93,7 @@ public enum Crypto {
     }
 
     /// An HMAC context with SHA256 selected and no key: copied per call, never used directly.
-    nonisolated(unsafe) private static let hmacSHA256Template: OpaquePointer = {
+    nonisolated(unsafe) fileprivate static let hmacSHA256Template: OpaquePointer = {
         guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else {
             fatalError("Crypto: HMAC unavailable: \(OpenSSLErrorQueue.drainLine())")
         }

@@ -27,6 +27,18 @@ final class CryptoTests: XCTestCase {
                        "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad")
     }
 
+    func testPreparedKeyGivesTheSameTags() {
+        let key = Crypto.HMACSHA256Key(Array("Jefe".utf8))
+        XCTAssertEqual(hex(key.tag(Array("what do ya want for nothing?".utf8))),
+                       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        XCTAssertEqual(hex(key.tag(Array("what do ya want for nothing?".utf8))),
+                       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", "reusable")
+        let long = Crypto.HMACSHA256Key([UInt8](repeating: 0xaa, count: 131))
+        XCTAssertEqual(hex(long.tag(Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8))),
+                       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+        XCTAssertEqual(Crypto.HMACSHA256Key([]).tag([]), Crypto.hmacSHA256(key: [], message: []))
+    }
+
     func testRandomBytes() {
         XCTAssertEqual(Crypto.randomBytes(0), [])
         let a = Crypto.randomBytes(32)

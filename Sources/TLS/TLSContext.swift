@@ -249,5 +249,8 @@ extension TLSContext {
         }
         rtp_SSL_CTX_set_session_cache_server(ctx, cacheEntriesMax)
         _ = SSL_CTX_set_timeout(ctx, timeoutSeconds)
+        guard SSL_CTX_set_num_tickets(ctx, TLSDefaults.ticketsPerHandshake) == 1 else {
+            throw TLSConfigError("TLS: cannot set the number of session tickets")
+        }
     }
 }

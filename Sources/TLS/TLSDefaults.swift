@@ -21,6 +21,9 @@ public enum TLSDefaults {
     public static let sessionTimeoutSeconds = 600
     /// Server-side session cache size (TLS 1.2 session-id resumption); tickets need no state.
     public static let sessionCacheEntriesMax = 20_000
+    /// TLS 1.3 tickets sent after a full handshake (OpenSSL's default is 2). One is enough:
+    /// OpenSSL's stateless tickets can be reused, and each carries the client certificate.
+    static let ticketsPerHandshake = 1
     /// Longest accepted client chain below the trust anchor.
     public static let verifyDepthMax: Int32 = 4
     /// The ISPB rule: first run of exactly 8 digits in the subject CN.

@@ -163,6 +163,7 @@ public final class TLSEngine {
     /// `.wantRead` when every fed byte was consumed, `.closed` on the peer's close_notify
     /// (bytes before it are delivered), `.failed` on a fatal error.
     public func readPlaintext(into buffer: UnsafeMutableRawBufferPointer) -> (byteCount: Int, result: TLSResult) {
+        precondition(!buffer.isEmpty, "TLS: readPlaintext needs room for at least one byte")
         var filled = 0
         while filled < buffer.count {
             if closeNotifyReceived { return (filled, .closed) }

@@ -135,6 +135,35 @@ final class MutualTLSTests: XCTestCase {
         XCTAssertEqual(results.last, .wantRead)
     }
 
+    func testPartlyConsumedInputIsCompactedWithoutLosingBytes() throws {
+        let link = try Link(clientConfig: fixture.clientConfig(fixture.client(Fixture.ispbA)),
+                            serverConfig: fixture.serverConfig())
+        link.handshake()
+        let first = pattern(200_000, seed: 5)
+        let second = pattern(200_000, seed: 9)
+        var wire: [UInt8] = []
+        XCTAssertEqual(first.withUnsafeBytes { link.client.writePlaintext($0) }, .ok)
+        link.client.takeCiphertext(into: &wire)
+        wire.withUnsafeBytes { link.server.feed($0) }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<30 {  // read part of it: the fed bytes are partly consumed
+            let (count, result) = chunk.withUnsafeMutableBytes { link.server.readPlaintext(into: $0) }
+            XCTAssertEqual(result, .ok)
+            received += chunk[0..<count]
+        }
+        XCTAssertGreaterThan(link.server.inboundReadIndex, TLSDefaults.inboundCompactBytesMin)
+        wire.removeAll()
+        XCTAssertEqual(second.withUnsafeBytes { link.client.writePlaintext($0) }, .ok)
+        link.client.takeCiphertext(into: &wire)
+        let unread = link.server.inboundCount
+        wire.withUnsafeBytes { link.server.feed($0) }
+        XCTAssertEqual(link.server.inboundReadIndex, 0, "consumed bytes were compacted away")
+        XCTAssertEqual(link.server.inboundCount, unread + wire.count)
+        XCTAssertEqual(link.server.readPlaintext(into: &received), .wantRead)
+        XCTAssertTrue(received == first + second)
+    }
+
     func testTakeCiphertextSwapsWithAnEmptyBufferAndAppendsToAFullOne() throws {
         let link = try Link(clientConfig: fixture.clientConfig(fixture.client(Fixture.ispbA)),
                             serverConfig: fixture.serverConfig())

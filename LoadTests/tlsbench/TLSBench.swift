@@ -3,7 +3,7 @@
 // and bulk encrypt + decrypt MB/s for 8 KB and 60 KB responses.
 //
 //   swift build -c release --scratch-path .build-release --product tlsbench
-//   .build-release/release/tlsbench [--seconds 3]
+//   .build-release/release/tlsbench [--seconds 3] [--only handshakes|bulk|hmac]
 
 import Foundation
 import TLS
@@ -17,6 +17,11 @@ struct TLSBench {
            let value = Double(arguments[index + 1]), value > 0 {
             secondsPerCase = value
         }
+        var only: String?  // "handshakes", "bulk" or "hmac" (e.g. for profiling one case)
+        if let index = arguments.firstIndex(of: "--only"), index + 1 < arguments.count {
+            only = arguments[index + 1]
+        }
+        func runs(_ name: String) -> Bool { only == nil || only == name }
         let directory = NSTemporaryDirectory() + "tlsbench-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let files = try DevCertificates.generate(in: directory, options: .init(clientISPBs: ["12345678"]))
@@ -34,19 +39,19 @@ struct TLSBench {
 
         print("tlsbench: \(secondsPerCase) s per case, one thread; RSA 2048 keys, CRL on")
         print(server.summary)
-        for (name, context) in [("TLSv1.3", tls13), ("TLSv1.2", tls12)] {
+        for (name, context) in [("TLSv1.3", tls13), ("TLSv1.2", tls12)] where runs("handshakes") {
             let full = handshakes(client: context, server: server, resume: false, seconds: secondsPerCase)
             print(full.line("full mutual-TLS handshakes \(name)"))
             let resumed = handshakes(client: context, server: server, resume: true, seconds: secondsPerCase)
             print(resumed.line("resumed handshakes        \(name)"))
         }
-        for (name, context) in [("TLSv1.3", tls13), ("TLSv1.2", tls12)] {
+        for (name, context) in [("TLSv1.3", tls13), ("TLSv1.2", tls12)] where runs("bulk") {
             for size in [8 * 1024, 60 * 1024] {
                 print(bulk(client: context, server: server, responseBytes: size, seconds: secondsPerCase)
                     .line("\(name) \(size / 1024) KB responses"))
             }
         }
-        print(hmac(seconds: secondsPerCase))
+        if runs("hmac") { print(hmac(seconds: secondsPerCase)) }
     }
 
     struct HandshakeFigures {

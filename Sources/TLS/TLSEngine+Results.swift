@@ -2,7 +2,9 @@ import COpenSSL
 
 extension TLSEngine {
     /// THE mapping from an SSL_* return code (plus SSL_get_error and the per-thread error
-    /// queue) to what the event loop does next. The queue is always left empty.
+    /// queue) to what the event loop does next. The caller cleared the queue before the SSL
+    /// call (SSL_get_error is only reliable then); failures drain it completely here. The
+    /// hot paths (success, want-read) leave nothing behind and skip a second clear.
     ///
     /// | OpenSSL                    | TLSResult                                         |
     /// |----------------------------|---------------------------------------------------|
@@ -15,7 +17,6 @@ extension TLSEngine {
     /// | WANT_X509_LOOKUP, ASYNC... | .failed(internal): no such callbacks installed    |
     func mapResult(_ returnCode: Int32) -> TLSResult {
         if returnCode > 0 {
-            ERR_clear_error()
             return .ok
         }
         let code = SSL_get_error(ssl, returnCode)
@@ -24,7 +25,6 @@ extension TLSEngine {
             ERR_clear_error()
             return .ok
         case SSL_ERROR_WANT_READ:
-            ERR_clear_error()
             return .wantRead
         case SSL_ERROR_ZERO_RETURN:
             ERR_clear_error()

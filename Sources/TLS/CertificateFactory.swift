@@ -9,7 +9,7 @@ enum CertificateFactory {
         /// A TLS server: SANs (DNS names and IP addresses), serverAuth.
         case server(dnsNames: [String], ipAddresses: [String])
         /// A TLS client; `extendedKeyUsage` nil leaves the extension out (tests).
-        case client(extendedKeyUsage: String?)
+        case client(extendedKeyUsage: String?, keyUsage: String = "critical,digitalSignature")
     }
 
     struct Issuer {
@@ -71,9 +71,9 @@ enum CertificateFactory {
                           (NID_subject_alt_name, names.joined(separator: ",")),
                           (NID_subject_key_identifier, "hash"),
                           (NID_authority_key_identifier, "keyid:always")]
-        case .client(let extendedKeyUsage):
+        case .client(let extendedKeyUsage, let keyUsage):
             extensions = [(NID_basic_constraints, "critical,CA:FALSE"),
-                          (NID_key_usage, "critical,digitalSignature")]
+                          (NID_key_usage, keyUsage)]
             if let extendedKeyUsage { extensions.append((NID_ext_key_usage, extendedKeyUsage)) }
             extensions += [(NID_subject_key_identifier, "hash"),
                            (NID_authority_key_identifier, "keyid:always")]

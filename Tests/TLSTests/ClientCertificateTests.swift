@@ -78,6 +78,12 @@ final class ClientCertificateTests: XCTestCase {
         assertRefused(try connect(pair), .wrongPurpose, reasonContains: "purpose")
     }
 
+    func testKeyUsageWithoutDigitalSignatureIsRefused() throws {
+        let pair = try fixture.issueClient(name: "ku-encipher", subject: [("CN", "11112222")],
+                                           keyUsage: "critical,keyEncipherment")
+        assertRefused(try connect(pair), .wrongPurpose, reasonContains: "unsuitable certificate purpose")
+    }
+
     func testCertificateWithoutExtendedKeyUsageIsRefusedByDefault() throws {
         let pair = try fixture.issueClient(name: "no-eku", subject: [("CN", "11112222")], extendedKeyUsage: nil)
         assertRefused(try connect(pair), .wrongPurpose, reasonContains: "clientAuth")

@@ -37,7 +37,8 @@ struct Fixture: Sendable {
     func client(_ ispb: String) -> DevCertificates.CertificateFiles { files.clients[ispb]! }
 
     /// A client certificate with a custom subject / EKU, signed by the fixture's CA.
-    func issueClient(name: String, subject: [(String, String)], extendedKeyUsage: String? = "clientAuth") throws
+    func issueClient(name: String, subject: [(String, String)], extendedKeyUsage: String? = "clientAuth",
+                     keyUsage: String = "critical,digitalSignature") throws
         -> DevCertificates.CertificateFiles {
         let issuer = CertificateFactory.Issuer(
             certificate: try PEMFile.readCertificates(files.authority.certificate, role: "ca")[0],
@@ -45,7 +46,7 @@ struct Fixture: Sendable {
         let key = try sharedKey()
         let now = X509Text.nowEpochSeconds()
         let cert = try CertificateFactory.certificate(
-            subject: subject, key: key, issuer: issuer, profile: .client(extendedKeyUsage: extendedKeyUsage),
+            subject: subject, key: key, issuer: issuer, profile: .client(extendedKeyUsage: extendedKeyUsage, keyUsage: keyUsage),
             notBefore: now - 3600, notAfter: now + 86_400)
         let pair = DevCertificates.CertificateFiles(certificate: "\(directory)/custom-\(name).pem",
                                                     key: "\(directory)/custom-\(name)-key.pem")

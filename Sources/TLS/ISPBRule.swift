@@ -86,10 +86,3 @@ public struct ISPBRule: Sendable, Equatable, CustomStringConvertible {
     static let digitsCount = 8
     static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 }
-
-/// A configuration problem, as one line naming the file or setting at fault.
-public struct TLSConfigError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let message: String
-    init(_ message: String) { self.message = message }
-    public var description: String { message }
-}

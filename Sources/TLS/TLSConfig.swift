@@ -109,3 +109,10 @@ public struct TLSClientConfig: Sendable {
         self.sessionTickets = sessionTickets
     }
 }
+
+/// A configuration problem, as one line naming the file or setting at fault.
+public struct TLSConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class TLSTestsPlaceholder: XCTestCase { func testNothing() {} }

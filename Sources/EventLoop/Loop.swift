@@ -29,6 +29,9 @@ public final class Loop {
     public let raw: UnsafeMutablePointer<uv_loop_t>
     let readBuffer: UnsafeMutableRawPointer
     private var idle: UnsafeMutablePointer<uv_idle_t>?
+    private let check: UnsafeMutablePointer<uv_check_t>
+    /// Loop iterations completed; lets per-turn budgets reset without a callback each.
+    public private(set) var turn: UInt64 = 0
     private var nextTurn: [() -> Void] = []
     /// True after `close()`: owners released later free their handle memory without libuv.
     public private(set) var closed = false
@@ -42,7 +45,14 @@ public final class Loop {
         }
         _ = rtp_uv_loop_enable_idle_metrics(raw)
         readBuffer = .allocate(byteCount: Loop.readBufferBytes, alignment: 16)
+        check = .allocate(capacity: 1)
         raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_check_init(raw, check)
+        check.pointee.data = raw.pointee.data
+        uv_check_start(check) { h in
+            Unmanaged<Loop>.fromOpaque(h!.pointee.data).takeUnretainedValue().turn &+= 1
+        }
+        uv_unref(rtp_uv_handle(check))
     }
 
     deinit {
@@ -106,6 +116,7 @@ public final class Loop {
             uv_close(rtp_uv_handle(idle)) { h in UnsafeMutableRawPointer(h!).deallocate() }
             self.idle = nil
         }
+        uv_close(rtp_uv_handle(check)) { h in UnsafeMutableRawPointer(h!).deallocate() }
         uv_walk(raw, { h, _ in
             if uv_is_closing(h) == 0 { uv_close(h, nil) }
         }, nil)

@@ -49,7 +49,33 @@ final class HTTPConnection {
 
     // MARK: input
 
+    /// Ciphertext of a handshake that waits for the next turn's budget.
+    private var deferredHandshakeBytes: [UInt8]?
+
     private func received(_ bytes: UnsafeRawBufferPointer) {
+        if !transport.isEstablished {
+            if deferredHandshakeBytes != nil {
+                deferredHandshakeBytes!.append(contentsOf: bytes)
+                return
+            }
+            if !server.takeHandshakeStep(self) {
+                deferredHandshakeBytes = Array(bytes)
+                socket.stopReading()
+                return
+            }
+        }
+        receivedNow(bytes)
+    }
+
+    func resumeDeferredHandshake() {
+        guard let bytes = deferredHandshakeBytes, !closed, !closing else { return }
+        if !server.takeHandshakeStep(self) { return }
+        deferredHandshakeBytes = nil
+        socket.startReading()
+        bytes.withUnsafeBytes { receivedNow($0) }
+    }
+
+    private func receivedNow(_ bytes: UnsafeRawBufferPointer) {
         let wasEstablished = transport.isEstablished
         let ok = transport.receive(bytes) { plain in parser.feed(plain) }
         if !ok {
@@ -251,6 +277,10 @@ final class HTTPConnection {
 
     func close() {
         guard !closed else { return }
+        if !closing && transport.isEstablished {
+            transport.shutdown()
+            socket.flush()
+        }
         closing = true
         timer.stop()
         socket.close()

@@ -1,6 +1,7 @@
 import EventLoop
 import HTTP
 import Logging
+import TLS
 
 /// An HTTP/1.1 listener on a loop: accepts connections, owns them, routes their requests to
 /// handlers, and shuts down gracefully.
@@ -17,13 +18,53 @@ public final class HTTPServer {
     public private(set) var isDraining = false
     private var drainCompletion: (() -> Void)?
     private var drainTimer: LoopTimer?
+    /// Contexts for new connections; replaced by `reloadTLS` (existing connections keep theirs).
+    public private(set) var tlsContext: TLSContext?
+    /// Handshake steps (socket reads of connections still in their handshake) per loop turn.
+    /// A full RSA handshake costs ~2 ms of loop time; past the budget, handshakes wait for the
+    /// next turn so that established connections are served in between.
+    public var handshakeStepsPerTurnMax = 8
+    private var handshakeTurn: UInt64 = .max
+    private var handshakeStepsThisTurn = 0
+    private var deferredHandshakes: [HTTPConnection] = []
 
-    public init(loop: Loop, config: HTTPServerConfig, router: Router<RouteHandler>, logger: Logger) {
+    public init(loop: Loop, config: HTTPServerConfig, router: Router<RouteHandler>, logger: Logger,
+                tls: TLSContext? = nil) {
         self.loop = loop
         self.config = config
         self.router = router
         self.logger = logger
+        tlsContext = tls
         metrics = ServerMetrics(listener: config.name)
+    }
+
+    /// New connections use `context`; established ones keep the context they started with.
+    public func reloadTLS(_ context: TLSContext) {
+        precondition(tlsContext != nil, "reloadTLS on a plaintext listener")
+        tlsContext = context
+    }
+
+    /// Takes one handshake step from this turn's budget; false when it is spent.
+    func takeHandshakeStep(_ connection: HTTPConnection) -> Bool {
+        if handshakeTurn != loop.turn {
+            handshakeTurn = loop.turn
+            handshakeStepsThisTurn = 0
+        }
+        if handshakeStepsThisTurn < handshakeStepsPerTurnMax {
+            handshakeStepsThisTurn += 1
+            return true
+        }
+        if deferredHandshakes.isEmpty {
+            loop.onNextTurn { [unowned self] in resumeHandshakes() }
+        }
+        deferredHandshakes.append(connection)
+        return false
+    }
+
+    private func resumeHandshakes() {
+        let waiting = deferredHandshakes
+        deferredHandshakes.removeAll()
+        for c in waiting where !c.closed { c.resumeDeferredHandshake() }
     }
 
     /// Binds and starts accepting. Throws a one-line reason (address in use, bad address).
@@ -45,7 +86,12 @@ public final class HTTPServer {
             return
         }
         nextConnectionID += 1
-        let transport = PlainTransport(socket: socket)
+        let transport: any ConnectionTransport
+        if let tlsContext {
+            transport = TLSTransport(socket: socket, context: tlsContext)
+        } else {
+            transport = PlainTransport(socket: socket)
+        }
         let connection = HTTPConnection(server: self, socket: socket, transport: transport, id: nextConnectionID)
         connections[nextConnectionID] = connection
         metrics.connectionOpened()

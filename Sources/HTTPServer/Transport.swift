@@ -14,6 +14,8 @@ protocol ConnectionTransport: AnyObject {
     var peer: PeerInfo { get }
     /// Why the transport failed, for logs.
     var failureReason: String? { get }
+    /// Announces the end of the connection (TLS close_notify); nothing for plaintext.
+    func shutdown()
 }
 
 final class PlainTransport: ConnectionTransport {
@@ -36,4 +38,5 @@ final class PlainTransport: ConnectionTransport {
 
     var isEstablished: Bool { true }
     var failureReason: String? { nil }
+    func shutdown() {}
 }

@@ -55,6 +55,11 @@ public struct HubConfiguration: Sendable {
     public var tlsKey: String?
     public var tlsClientCA: String?
     public var tlsCRL: String?
+    public var tlsMinVersion = "1.2"
+    public var tlsMaxVersion = "1.3"
+    public var tlsCiphers: String?
+    public var tlsCiphersuites: String?
+    public var tlsISPBRule = "CN"
     public var insecurePlaintext = false
     public var longPollSeconds = 5
     public var streamIdleSeconds = 30
@@ -109,6 +114,16 @@ extension HubConfiguration {
             $0.tlsClientCA = try nonEmpty($1) },
         .init(name: "tls-crl", kind: .value, help: "certificate revocation list (PEM), optional") {
             $0.tlsCRL = try nonEmpty($1) },
+        .init(name: "tls-min-version", kind: .value, help: "lowest TLS version accepted: 1.2 or 1.3") {
+            $0.tlsMinVersion = try tlsVersion($1) },
+        .init(name: "tls-max-version", kind: .value, help: "highest TLS version accepted: 1.2 or 1.3") {
+            $0.tlsMaxVersion = try tlsVersion($1) },
+        .init(name: "tls-ciphers", kind: .value, help: "TLS 1.2 cipher list (OpenSSL syntax)") {
+            $0.tlsCiphers = try nonEmpty($1) },
+        .init(name: "tls-ciphersuites", kind: .value, help: "TLS 1.3 cipher suites (OpenSSL syntax)") {
+            $0.tlsCiphersuites = try nonEmpty($1) },
+        .init(name: "tls-ispb-rule", kind: .value, help: "where the ISPB is in the client certificate subject: ATTR[:run|whole]") {
+            $0.tlsISPBRule = try nonEmpty($1) },
         .init(name: "insecure-plaintext", kind: .flag, help: "plain HTTP on the API listener (development only)") {
             $0.insecurePlaintext = try bool($1) },
         .init(name: "long-poll-seconds", kind: .value, help: "how long a pull waits for messages before 204") {
@@ -236,6 +251,11 @@ extension HubConfiguration {
         case "false", "0", "no", "off": return false
         default: throw ConfigurationError("'\(s)' is not true/false")
         }
+    }
+
+    static func tlsVersion(_ s: String) throws -> String {
+        guard s == "1.2" || s == "1.3" else { throw ConfigurationError("'\(s)' is not 1.2 or 1.3") }
+        return s
     }
 
     static func ispb(_ s: String) throws -> String {

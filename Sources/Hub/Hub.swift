@@ -4,6 +4,7 @@ import HTTP
 import HTTPServer
 import Logging
 import Metrics
+import TLS
 
 /// The running hub: one libuv loop thread owning the API and admin listeners and every
 /// component, wired together. `run()` blocks until a clean shutdown (SIGTERM/SIGINT).
@@ -34,7 +35,9 @@ public final class Hub {
         }
         let adminServer = HTTPServer(loop: loop, config: adminConfig(),
                                      router: AdminRoutes.router { [unowned self] in readiness() }, logger: logger)
-        let apiServer = HTTPServer(loop: loop, config: apiConfig(), router: apiRouter(), logger: logger)
+        let tls = try config.makeTLSContext()
+        if let tls { logger.notice("mutual TLS", metadata: ["context": "\(tls.summary)"]) }
+        let apiServer = HTTPServer(loop: loop, config: apiConfig(), router: apiRouter(), logger: logger, tls: tls)
         do {
             try adminServer.start()
             try apiServer.start()
@@ -48,6 +51,7 @@ public final class Hub {
         for sig in [SIGTERM, SIGINT] {
             signals.append(try SignalWatcher(loop: loop, signal: sig) { [unowned self] s in beginShutdown(signal: s) })
         }
+        signals.append(try SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in reloadTLS() })
         ready = true
         logger.notice("rtpstream serving", metadata: [
             "api": "\(config.listen.host):\(apiServer.port)", "admin": "\(config.adminListen.host):\(adminServer.port)",
@@ -94,6 +98,23 @@ public final class Hub {
         var router = Router<RouteHandler>()
         if config.benchFixedResponse { BenchRoutes.add(to: &router) }
         return router
+    }
+
+    /// SIGHUP: rebuild the TLS context from the same files (certificate, key, CA bundle, CRL).
+    /// New connections use it; open connections keep theirs. A broken file keeps the old context.
+    private func reloadTLS() {
+        guard let api, api.tlsContext != nil else {
+            logger.notice("SIGHUP ignored: the API listener is plaintext")
+            return
+        }
+        do {
+            if let context = try config.makeTLSContext() {
+                api.reloadTLS(context)
+                logger.notice("TLS reloaded", metadata: ["context": "\(context.summary)"])
+            }
+        } catch {
+            logger.error("TLS reload failed; keeping the previous certificates", metadata: ["reason": "\(error)"])
+        }
     }
 
     /// SIGTERM/SIGINT: stop accepting, finish in-flight requests, then stop the loop.

@@ -23,6 +23,11 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("tls-key"), help: "Server private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("tls-client-ca"), help: "CA bundle for client certificates (PEM).") var tlsClientCA: String?
     @Option(name: .customLong("tls-crl"), help: "Certificate revocation list (PEM).") var tlsCRL: String?
+    @Option(name: .customLong("tls-min-version"), help: "Lowest TLS version: 1.2 or 1.3 (default 1.2).") var tlsMinVersion: String?
+    @Option(name: .customLong("tls-max-version"), help: "Highest TLS version: 1.2 or 1.3 (default 1.3).") var tlsMaxVersion: String?
+    @Option(name: .customLong("tls-ciphers"), help: "TLS 1.2 cipher list (OpenSSL syntax).") var tlsCiphers: String?
+    @Option(name: .customLong("tls-ciphersuites"), help: "TLS 1.3 cipher suites (OpenSSL syntax).") var tlsCiphersuites: String?
+    @Option(name: .customLong("tls-ispb-rule"), help: "ISPB location in the client subject: ATTR[:run|whole] (default CN).") var tlsISPBRule: String?
     @Flag(name: .customLong("insecure-plaintext"), help: "Plain HTTP on the API listener (development only).") var insecurePlaintext = false
     @Option(name: .customLong("long-poll-seconds"), help: "Pull wait before 204 (default 5).") var longPollSeconds: String?
     @Option(name: .customLong("stream-idle-seconds"), help: "Abandoned stream release time (default 30).") var streamIdleSeconds: String?
@@ -52,6 +57,11 @@ struct Serve: ParsableCommand {
         add("tls-key", tlsKey)
         add("tls-client-ca", tlsClientCA)
         add("tls-crl", tlsCRL)
+        add("tls-min-version", tlsMinVersion)
+        add("tls-max-version", tlsMaxVersion)
+        add("tls-ciphers", tlsCiphers)
+        add("tls-ciphersuites", tlsCiphersuites)
+        add("tls-ispb-rule", tlsISPBRule)
         if insecurePlaintext { add("insecure-plaintext", "true") }
         add("long-poll-seconds", longPollSeconds)
         add("stream-idle-seconds", streamIdleSeconds)

@@ -82,7 +82,7 @@ let package = Package(
                           path: "Tests/Fuzz/Multipart", exclude: ["corpus"], swiftSettings: strict),
 
         // ---- tests ----
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["HTTP", "TLS"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "HTTPServer", "EventLoop", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["Hub", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),

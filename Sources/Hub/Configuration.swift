@@ -70,6 +70,7 @@ public struct HubConfiguration: Sendable {
     public var idleTimeoutSeconds = 60
     public var headerTimeoutSeconds = 10
     public var bodyTimeoutSeconds = 30
+    public var handshakeTimeoutSeconds = 10
     public var bodyBytesMax = 4 * 1024 * 1024
     public var connectionsMax = 10_000
     public var shutdownGraceSeconds = 10
@@ -145,6 +146,8 @@ extension HubConfiguration {
             $0.headerTimeoutSeconds = try int($1, 1...600) },
         .init(name: "body-timeout-seconds", kind: .value, help: "time to receive a request's body") {
             $0.bodyTimeoutSeconds = try int($1, 1...600) },
+        .init(name: "handshake-timeout-seconds", kind: .value, help: "time to complete the TLS handshake") {
+            $0.handshakeTimeoutSeconds = try int($1, 1...600) },
         .init(name: "body-bytes-max", kind: .value, help: "largest request body accepted (after transfer decoding)") {
             $0.bodyBytesMax = try int($1, 1024...(256 << 20)) },
         .init(name: "connections-max", kind: .value, help: "open API connections at most") {

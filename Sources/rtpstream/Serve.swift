@@ -38,6 +38,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("idle-timeout-seconds"), help: "Keep-alive idle limit (default 60).") var idleTimeoutSeconds: String?
     @Option(name: .customLong("header-timeout-seconds"), help: "Time to receive headers (default 10).") var headerTimeoutSeconds: String?
     @Option(name: .customLong("body-timeout-seconds"), help: "Time to receive a body (default 30).") var bodyTimeoutSeconds: String?
+    @Option(name: .customLong("handshake-timeout-seconds"), help: "Time to complete the TLS handshake (default 10).") var handshakeTimeoutSeconds: String?
     @Option(name: .customLong("body-bytes-max"), help: "Largest request body (default 4194304).") var bodyBytesMax: String?
     @Option(name: .customLong("connections-max"), help: "Open API connections at most (default 10000).") var connectionsMax: String?
     @Option(name: .customLong("shutdown-grace-seconds"), help: "In-flight time after SIGTERM (default 10).") var shutdownGraceSeconds: String?
@@ -72,6 +73,7 @@ struct Serve: ParsableCommand {
         add("idle-timeout-seconds", idleTimeoutSeconds)
         add("header-timeout-seconds", headerTimeoutSeconds)
         add("body-timeout-seconds", bodyTimeoutSeconds)
+        add("handshake-timeout-seconds", handshakeTimeoutSeconds)
         add("body-bytes-max", bodyBytesMax)
         add("connections-max", connectionsMax)
         add("shutdown-grace-seconds", shutdownGraceSeconds)

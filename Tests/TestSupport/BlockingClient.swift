@@ -124,6 +124,14 @@ public final class BlockingClient {
     }
 
     public func shutdownWrite() { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Reads whatever arrives next (up to 64 KiB); empty on EOF; throws on timeout or error.
+    public func receiveRaw() throws -> [UInt8] {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 { throw ClientError(errno == EAGAIN ? "timed out waiting for the server" : "recv: errno \(errno)") }
+        return Array(chunk[0..<n])
+    }
 }
 
 func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {

@@ -1,0 +1,155 @@
+import Foundation
+import Glibc
+import TestSupport
+import TLS
+import XCTest
+
+/// The real binary with mutual TLS over loopback, certificates from `rtpstream certs`.
+final class MutualTLSProcessTests: XCTestCase {
+    static let get = "GET /bench/fixed HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+    func startServer(_ extra: [String] = []) throws -> (ServerProcess, TempDir) {
+        let data = TempDir()
+        let server = try ServerProcess(arguments: try TestCertificates.serverArguments()
+            + ["--bench-fixed-response", "--data-dir", data.path] + extra)
+        return (server, data)
+    }
+
+    func testValidClientsOnTLS13AndTLS12WithICOMCipher() throws {
+        let (server, _) = try startServer()
+        let c13 = try BlockingTLSClient(port: server.apiPort, context: try TestCertificates.client("12345678"))
+        XCTAssertEqual(try c13.roundTrip(Self.get).status, 200)
+        XCTAssertEqual(c13.engine.protocolVersion, "TLSv1.3")
+        XCTAssertEqual(try c13.roundTrip(Self.get).body.count, 8192, "keep-alive over TLS")
+
+        let c12 = try BlockingTLSClient(port: server.apiPort,
+                                        context: try TestCertificates.client("87654321", maxVersion: .tls12,
+                                                                              cipherList: "ECDHE-RSA-AES128-GCM-SHA256"))
+        XCTAssertEqual(try c12.roundTrip(Self.get).status, 200)
+        XCTAssertEqual(c12.engine.protocolVersion, "TLSv1.2")
+        XCTAssertEqual(c12.engine.cipher, "ECDHE-RSA-AES128-GCM-SHA256")
+    }
+
+    func testRefusedClients() throws {
+        let (server, _) = try startServer()
+        let cases: [(String, TLSContext, String)] = [
+            ("no certificate", try TestCertificates.clientContext(cert: nil, key: nil), "none presented"),
+            ("other CA", try TestCertificates.clientContext(cert: "client-other-ca.pem", key: "client-other-ca-key.pem"), "unknown"),
+            ("expired", try TestCertificates.clientContext(cert: "client-expired.pem", key: "client-expired-key.pem"), "expired"),
+            ("revoked", try TestCertificates.clientContext(cert: "client-revoked.pem", key: "client-revoked-key.pem"), "revoked"),
+        ]
+        for (name, context, logged) in cases {
+            do {
+                let c = try BlockingTLSClient(port: server.apiPort, context: context)
+                _ = try c.roundTrip(Self.get)
+                XCTFail("\(name): a request succeeded")
+            } catch {
+                // Refused at the handshake (TLS 1.2) or on the first read (TLS 1.3 alert).
+            }
+            let deadline = Date().addingTimeInterval(3)
+            while !server.stderr.contains(logged) && Date() < deadline { usleep(20_000) }
+            XCTAssertTrue(server.stderr.contains(logged), "\(name): server log lacks '\(logged)': \(server.stderr)")
+        }
+    }
+
+    func testRecordsOneByteAtATime() throws {
+        let (server, _) = try startServer()
+        let c = try BlockingTLSClient(port: server.apiPort, context: try TestCertificates.client("12345678"), byteAtATime: true)
+        let r = try c.roundTrip(Self.get)
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.body.count, 8192)
+    }
+
+    func testStalledHandshakeIsClosed() throws {
+        let (server, _) = try startServer(["--handshake-timeout-seconds", "1"])
+        let raw = try BlockingClient(port: server.apiPort, timeoutMs: 5000)
+        try raw.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])  // the start of a ClientHello, then silence
+        let start = Date()
+        XCTAssertTrue(raw.waitForClose())
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertGreaterThan(elapsed, 0.5)
+        XCTAssertLessThan(elapsed, 4)
+        let metrics = try server.adminGet("/metrics").bodyText
+        XCTAssertTrue(metrics.contains("rtpstream_http_timeouts_total{listener=\"api\",kind=\"handshake\"} 1"), metrics)
+    }
+
+    func testPlaintextToTheTLSPortIsRefused() throws {
+        let (server, _) = try startServer()
+        let raw = try BlockingClient(port: server.apiPort)
+        try raw.send(Self.get)
+        XCTAssertTrue(raw.waitForClose())
+    }
+
+    func testHandshakeFloodDoesNotStarveEstablishedConnections() throws {
+        let (server, _) = try startServer()
+        let established = try BlockingTLSClient(port: server.apiPort, context: try TestCertificates.client("12345678"))
+        XCTAssertEqual(try established.roundTrip(Self.get).status, 200)
+        let stop = Flag()
+        let handshakes = Counter()
+        var flooders: [Thread] = []
+        let context = try TestCertificates.client("87654321")
+        let port = server.apiPort
+        for _ in 0..<6 {
+            let t = Thread {
+                while !stop.isSet {
+                    if let c = try? BlockingTLSClient(port: port, context: context), (try? c.roundTrip(Self.get)) != nil {
+                        handshakes.add()
+                    }
+                }
+            }
+            t.start()
+            flooders.append(t)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        var worstMs = 0.0
+        for _ in 0..<100 {
+            let t0 = Date()
+            XCTAssertEqual(try established.roundTrip(Self.get).status, 200)
+            worstMs = max(worstMs, Date().timeIntervalSince(t0) * 1000)
+        }
+        stop.set()
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertGreaterThan(handshakes.value, 10, "the flood must really handshake")
+        XCTAssertLessThan(worstMs, 1000, "an established connection waited \(worstMs) ms behind handshakes")
+        print("handshake flood: \(handshakes.value) full handshakes, worst established request \(Int(worstMs)) ms")
+    }
+}
+
+extension MutualTLSProcessTests {
+    /// 300 ClientHellos arrive at once: without a per-turn handshake budget the loop would spend
+    /// ~2 ms of RSA signing on each before serving anything else (~600 ms).
+    func testBurstOfClientHellosDoesNotStallTheLoop() throws {
+        let (server, _) = try startServer()
+        let established = try BlockingTLSClient(port: server.apiPort, context: try TestCertificates.client("12345678"))
+        XCTAssertEqual(try established.roundTrip(Self.get).status, 200)
+        let helloEngine = TLSEngine(context: try TestCertificates.client("87654321"))
+        _ = helloEngine.handshake()
+        var hello: [UInt8] = []
+        helloEngine.takeCiphertext(into: &hello)
+        XCTAssertGreaterThan(hello.count, 100)
+        let raws = try (0..<300).map { _ in try BlockingClient(port: server.apiPort, timeoutMs: 10_000) }
+        Thread.sleep(forTimeInterval: 0.2)  // all accepted
+        for r in raws { try r.send(hello) }
+        let t0 = Date()
+        XCTAssertEqual(try established.roundTrip(Self.get).status, 200)
+        let ms = Date().timeIntervalSince(t0) * 1000
+        print("burst of 300 ClientHellos: established request answered in \(Int(ms)) ms")
+        XCTAssertLessThan(ms, 250, "the loop stalled \(Int(ms)) ms behind a burst of handshakes")
+        // The burst is still served: every connection gets its ServerHello eventually.
+        for r in raws.prefix(20) { XCTAssertFalse(try r.receiveRaw().isEmpty) }
+    }
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+    func add() { lock.lock(); n += 1; lock.unlock() }
+}

@@ -51,7 +51,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
-        .target(name: "ISO20022", dependencies: ["CLibXML2"], swiftSettings: strict),
+        .target(name: "ISO20022", dependencies: [
+            "CLibXML2",
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
         .target(name: "Hub", dependencies: [
             "EventLoop", "HTTP", "HTTPServer", "TLS", "LogStore", "ISO20022",
             .product(name: "Logging", package: "swift-log"),
@@ -67,6 +70,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "LoadTests/loadtest", swiftSettings: strict),
+        .executableTarget(name: "xmlbench", dependencies: ["ISO20022"],
+                          path: "LoadTests/xmlbench", swiftSettings: strict),
 
         // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
         //      otherwise a replay tool that runs the harness over corpus files) ----

@@ -51,20 +51,20 @@ enum EntityLoader {
 
     /// Runs `body` (a schema compilation) with loads admitted from `allowedDirectories` only,
     /// on this thread only. Returns the body's result and every URL that was refused meanwhile.
-    static func compiling<T>(allowedDirectories: [String], _ body: () throws -> T) throws -> (T, refused: [String]) {
+    static func compiling<T>(allowedDirectories: [String], _ body: () -> T) -> (T, refused: [String]) {
         LibXML2.initialize()
-        var outcome: Result<T, any Error>?
+        var result: T?
         var refused: [String] = []
         compileLock.withLock { _ in
             state.withLock { $0 = CompileState(thread: pthread_self(), allowedDirectories: allowedDirectories) }
-            outcome = Result { try body() }
+            result = body()
             refused = state.withLock { state in
                 let refused = state.refused
                 state = CompileState()
                 return refused
             }
         }
-        return (try outcome!.get(), refused)
+        return (result!, refused)
     }
 
     /// A local filesystem path for a URL libxml2 wants to load, or nil for anything that is not

@@ -148,14 +148,15 @@ public final class SchemaRegistry: Sendable {
         // 3. Compile, each with loads admitted only from the schema set's directories.
         var compiled: [CompiledSchema] = []
         for schema in configured {
-            let (pointer, refused) = try EntityLoader.compiling(allowedDirectories: allowed) {
-                try SchemaRegistry.compile(schema.name, realPath: schema.realPath, bytes: schema.bytes, limits: limits)
+            let (result, refused) = EntityLoader.compiling(allowedDirectories: allowed) {
+                Result { try SchemaRegistry.compile(schema.name, realPath: schema.realPath, bytes: schema.bytes, limits: limits) }
             }
-            let result = CompiledSchema(name: schema.name, pointer: pointer)
+            // Own the compiled schema before deciding, so every exit frees it.
+            let owned = result.map { CompiledSchema(name: schema.name, pointer: $0) }
             if let url = refused.first {
                 throw SchemaRegistryError("schema \(schema.name) tried to load \(DetailSanitizer.excerpt(url, bytesMax: 200)), outside the schema directories (refused)")
             }
-            compiled.append(result)
+            compiled.append(try owned.get())
         }
         self.limits = limits
         self.schemas = compiled

@@ -33,8 +33,7 @@ public struct ParticipantDirectory: Sendable, Equatable {
 
     static func parse(_ text: String, name: String) throws -> ParticipantDirectory {
         var entries: [String: String] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingSuffix(while: { $0 == "\r" })
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if fields.isEmpty || fields[0].hasPrefix("#") { continue }
             let where_ = "\(name):\(index + 1)"

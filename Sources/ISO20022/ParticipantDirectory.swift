@@ -70,8 +70,13 @@ public struct ParticipantDirectory: Sendable, Equatable {
         value.utf8.count == 8 && value.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
+    /// Without leading and trailing XML whitespace (space, tab, CR, LF).
     private static func trimmed(_ value: String) -> String {
-        String(value.trimmingPrefix(while: \.isWhitespace).trimmingSuffix(while: \.isWhitespace))
+        let bytes = value.utf8
+        func space(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        guard let first = bytes.firstIndex(where: { !space($0) }), let last = bytes.lastIndex(where: { !space($0) }) else { return "" }
+        if first == bytes.startIndex && last == bytes.index(before: bytes.endIndex) { return value }
+        return String(value[first...last])
     }
 
     /// "AAAABBCCXXX" -> "AAAABBCC" (the primary office); anything else unchanged.
@@ -96,16 +101,4 @@ struct InstitutionIdentifier: Equatable {
     }
     let kind: Kind
     let value: String
-}
-
-extension StringProtocol {
-    func trimmingSuffix(while predicate: (Character) -> Bool) -> SubSequence {
-        var end = endIndex
-        while end > startIndex {
-            let before = index(before: end)
-            guard predicate(self[before]) else { break }
-            end = before
-        }
-        return self[startIndex..<end]
-    }
 }

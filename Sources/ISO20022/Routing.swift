@@ -126,7 +126,7 @@ struct Router {
         if let bic = XMLTree.child(institution, "BICFI") {
             result.append(InstitutionIdentifier(kind: .bic, value: XMLTree.text(bic)))
         }
-        return result.filter { !$0.value.allSatisfy(\.isWhitespace) }
+        return result.filter { !$0.value.utf8.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D } }
     }
 
     // MARK: - message id and type

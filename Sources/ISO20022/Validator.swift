@@ -100,6 +100,9 @@ public final class Validator {
         parser = Validator.makeParser(parseGuard)
     }
 
+    /// Entries in the reused parser's name dictionary (for tests of the recycling bound).
+    var parserDictionaryEntries: Int { parser.pointee.dict.map { Int(xmlDictSize($0)) } ?? 0 }
+
     // MARK: - forms
 
     private func classify(_ doc: xmlDocPtr, _ root: XMLTree.Node) -> ValidationOutcome {

@@ -185,3 +185,21 @@ final class HostileInputTests: XCTestCase {
         return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
     }
 }
+
+final class ParserRecyclingTests: XCTestCase {
+    func testNameDictionaryStaysBoundedUnderDistinctNames() throws {
+        let limits = ValidationLimits(parserDictEntriesMax: 1_000)
+        let v = Validator(registry: try Fixtures.registry(Fixtures.iso08, limits: limits), directory: .empty)
+        let ns = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
+        var peak = 0
+        for i in 0..<3_000 {
+            // Schema-invalid, but every document interns new element and attribute names.
+            XCTAssertEqual(v.validate("<Document xmlns=\"\(ns)\"><e\(i) a\(i)=\"1\"/></Document>").rejection?.code, .schemaInvalid)
+            peak = max(peak, v.parserDictionaryEntries)
+        }
+        XCTAssertGreaterThan(peak, 500, "names are interned, so the bound matters")
+        XCTAssertLessThanOrEqual(peak, 1_000 + 10)
+        let scenario = try Fixtures.bytes("samples/iso/pacs.008.001.08/mbanq-fednow_scenario1.xml")
+        XCTAssertEqual(v.validate(scenario).rejection?.code, .senderUnresolved, "a recycled parser still parses and validates")
+    }
+}

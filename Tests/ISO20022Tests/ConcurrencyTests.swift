@@ -33,29 +33,58 @@ final class ConcurrencyTests: XCTestCase {
         let rounds = 60
         let mismatches = Mutex<[String]>([])
         let instances = Mutex<Set<ObjectIdentifier>>([])
-        let done = DispatchSemaphore(value: 0)
-        for t in 0..<threadCount {
-            let thread = Thread {
-                let validator = validators.current()
-                let sameAgain = validators.current() === validator
-                instances.withLock { _ = $0.insert(ObjectIdentifier(validator)) }
-                if !sameAgain { mismatches.withLock { $0.append("thread \(t) got two validators") } }
-                for round in 0..<rounds {
-                    for (i, message) in messages.enumerated() {
-                        let index = (i + t + round) % messages.count  // threads interleave differently
-                        let outcome = validators.current().validate(messages[index])
-                        if outcome != expected[index] {
-                            mismatches.withLock { $0.append("thread \(t) \(Self.corpus[index]): \(outcome)") }
-                        }
-                        _ = message
+        // Joined pthreads: every thread has exited (and released its validator) before the end.
+        runJoinedThreads(threadCount) { t in
+            let validator = validators.current()
+            instances.withLock { _ = $0.insert(ObjectIdentifier(validator)) }
+            if validators.current() !== validator { mismatches.withLock { $0.append("thread \(t) got two validators") } }
+            for round in 0..<rounds {
+                for i in messages.indices {
+                    let index = (i + t + round) % messages.count  // threads interleave differently
+                    let outcome = validators.current().validate(messages[index])
+                    if outcome != expected[index] {
+                        mismatches.withLock { $0.append("thread \(t) \(Self.corpus[index]): \(outcome)") }
                     }
                 }
-                done.signal()
             }
-            thread.start()
         }
-        for _ in 0..<threadCount { XCTAssertEqual(done.wait(timeout: .now() + 120), .success) }
         XCTAssertEqual(mismatches.withLock { $0 }, [])
         XCTAssertEqual(instances.withLock { $0.count }, threadCount, "one validator per thread")
     }
+}
+
+extension ConcurrencyTests {
+    func testAThreadsValidatorIsReleasedWhenTheThreadExits() throws {
+        final class WeakValidator: @unchecked Sendable { weak var value: Validator? }
+        let validators = ThreadLocalValidators(registry: try SchemaRegistry.shipped(), directory: .empty)
+        let observed = WeakValidator()
+        runJoinedThreads(1) { _ in
+            let validator = validators.current()
+            observed.value = validator
+            XCTAssertNotNil(validator.validate(Pacs008Generator(runTag: "THREAD01").make(sender: "11111111", recipient: "22222222", sequence: 1)).info)
+        }
+        XCTAssertNil(observed.value, "the pthread key destructor released the exited thread's validator")
+    }
+}
+
+/// Runs `body(index)` on `count` new pthreads and joins them all.
+func runJoinedThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    final class Job: @unchecked Sendable {
+        let index: Int
+        let body: @Sendable (Int) -> Void
+        init(_ index: Int, _ body: @escaping @Sendable (Int) -> Void) { self.index = index; self.body = body }
+    }
+    var threads: [pthread_t] = []
+    for index in 0..<count {
+        var thread = pthread_t()
+        let job = Unmanaged.passRetained(Job(index, body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { raw in
+            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+            job.body(job.index)
+            return nil
+        }, job)
+        precondition(rc == 0, "pthread_create: \(rc)")
+        threads.append(thread)
+    }
+    for thread in threads { pthread_join(thread, nil) }
 }

@@ -22,6 +22,9 @@ struct XMLBench {
     static func main() throws {
         var seconds = 6.0
         var rounds = 5
+        var count: Int?       // --count N --side raw|validator: N untimed iterations (for valgrind)
+        var side = "validator"
+        var only: Int?        // --scenario I: run only scenario I (0-based)
         var fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/fixtures/iso20022").path
         var arguments = CommandLine.arguments.dropFirst()
@@ -30,8 +33,11 @@ struct XMLBench {
             case "--seconds": seconds = Double(arguments.popFirst() ?? "") ?? seconds
             case "--fixtures": fixtures = arguments.popFirst() ?? fixtures
             case "--rounds": rounds = max(1, Int(arguments.popFirst() ?? "") ?? rounds)
+            case "--count": count = Int(arguments.popFirst() ?? "")
+            case "--side": side = arguments.popFirst() ?? side
+            case "--scenario": only = Int(arguments.popFirst() ?? "")
             default:
-                print("usage: xmlbench [--seconds S] [--rounds N] [--fixtures DIR]")
+                print("usage: xmlbench [--seconds S] [--rounds N] [--fixtures DIR] [--scenario I] [--count N --side raw|validator]")
                 exit(2)
             }
         }
@@ -50,8 +56,8 @@ struct XMLBench {
                      namespace: "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08",
                      directory: ParticipantDirectory(entries: ["USABA:111111111": "11111111", "USABA:333333333": "33333333"])),
         ]
-        print("xmlbench: \(seconds) s per side in \(rounds) interleaved rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage())")
-        for scenario in scenarios {
+        if count == nil { print("xmlbench: \(seconds) s per side in \(rounds) interleaved rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage())") }
+        for (index, scenario) in scenarios.enumerated() where only == nil || only == index {
             let message = Array(try Data(contentsOf: URL(fileURLWithPath: fixtures + "/" + scenario.message)))
             let registry = scenario.schemas.isEmpty
                 ? try SchemaRegistry.shipped()
@@ -60,6 +66,16 @@ struct XMLBench {
             guard let info = validators.current().validate(message).info else {
                 print("  \(scenario.message) is not accepted: \(validators.current().validate(message))")
                 exit(1)
+            }
+            if let count {
+                // Deterministic cost: run under `valgrind --tool=callgrind` with N and 0 and subtract.
+                let baseline = try LibXML2Baseline(registry: registry, namespace: scenario.namespace)
+                let validator = validators.current()
+                for _ in 0..<count {
+                    let ok = message.withUnsafeBytes { side == "raw" ? baseline.parseAndValidate($0) : validator.validate($0).info != nil }
+                    precondition(ok)
+                }
+                continue
             }
             print("\n\(scenario.name): \(message.count) bytes, \(info.senderISPB) -> \(info.recipientISPB)")
             for threads in [1, 2] {
@@ -81,7 +97,7 @@ struct XMLBench {
                              rawCPU, mineCPU, mineCPU / rawCPU))
             }
         }
-        print("\nload average after: \(loadAverage())")
+        if count == nil { print("\nload average after: \(loadAverage())") }
     }
 
     static func median(_ values: [Double]) -> Double {

@@ -54,7 +54,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
-        .target(name: "ISO20022", dependencies: ["CLibXML2"], swiftSettings: strict),
+        .target(name: "ISO20022", dependencies: [
+            "CLibXML2",
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
         .target(name: "Streaming", swiftSettings: strict),
         .target(name: "Hub", dependencies: [
             "EventLoop", "HTTP", "HTTPServer", "TLS", "LogStore", "ISO20022",
@@ -73,6 +76,8 @@ let package = Package(
         ], path: "LoadTests/loadtest", swiftSettings: strict),
         .executableTarget(name: "tlsbench", dependencies: ["TLS"],
                           path: "LoadTests/tlsbench", swiftSettings: strict),
+        .executableTarget(name: "xmlbench", dependencies: ["ISO20022"],
+                          path: "LoadTests/xmlbench", swiftSettings: strict),
 
         // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
         //      otherwise a replay tool that runs the harness over corpus files) ----

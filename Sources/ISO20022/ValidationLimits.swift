@@ -1,0 +1,48 @@
+/// Every limit the validator enforces, named with its unit, with defaults measured on the
+/// fixtures in `shared/fixtures/iso20022` (see docs/iso20022.md for the table).
+public struct ValidationLimits: Sendable, Equatable {
+    /// Largest document accepted, checked before any parsing. Default 4 MiB: the largest
+    /// fixture (a 1000-transaction pacs.008) is 2.6 MB; SPI messages are at most ~31 KB.
+    public var documentBytesMax: Int
+    /// Deepest element nesting accepted (the root element is depth 1). Default 32: the deepest
+    /// fixture (the FedNow wrapper) nests 12 levels; libxml2's own hard limit is 256.
+    public var depthMax: Int
+    /// Longest rejection detail returned, after sanitizing. Default 512 bytes.
+    public var detailBytesMax: Int
+    /// Longest single-quoted run (an element name or an echoed value) kept in a detail; longer
+    /// runs are cut and marked with "...". Default 96 bytes, so input never leaks in bulk.
+    public var detailQuotedBytesMax: Int
+    /// Longest message id accepted (ISO Max35Text). Default 35 bytes.
+    public var messageIdBytesMax: Int
+    /// Elements visited while looking for the AppHdr and Document inside an unregistered
+    /// wrapper root. Default 256; the FedNow wrapper needs 3.
+    public var wrapperElementsMax: Int
+    /// Names interned in a validator's reused parser dictionary before the parser context is
+    /// replaced, bounding per-thread memory under hostile input. Default 20,000.
+    public var parserDictEntriesMax: Int
+
+    public init(
+        documentBytesMax: Int = 4 * 1024 * 1024,
+        depthMax: Int = 32,
+        detailBytesMax: Int = 512,
+        detailQuotedBytesMax: Int = 96,
+        messageIdBytesMax: Int = 35,
+        wrapperElementsMax: Int = 256,
+        parserDictEntriesMax: Int = 20_000
+    ) {
+        precondition(documentBytesMax > 0 && documentBytesMax <= Int(Int32.max), "documentBytesMax out of range")
+        precondition(depthMax >= 2 && depthMax <= 256, "depthMax must be in 2...256 (libxml2 stops at 256)")
+        precondition(detailBytesMax >= 64, "detailBytesMax too small to be useful")
+        precondition(detailQuotedBytesMax >= 8 && detailQuotedBytesMax <= detailBytesMax, "detailQuotedBytesMax out of range")
+        precondition(messageIdBytesMax >= 1, "messageIdBytesMax must be positive")
+        precondition(wrapperElementsMax >= 1, "wrapperElementsMax must be positive")
+        precondition(parserDictEntriesMax >= 1_000, "parserDictEntriesMax too small")
+        self.documentBytesMax = documentBytesMax
+        self.depthMax = depthMax
+        self.detailBytesMax = detailBytesMax
+        self.detailQuotedBytesMax = detailQuotedBytesMax
+        self.messageIdBytesMax = messageIdBytesMax
+        self.wrapperElementsMax = wrapperElementsMax
+        self.parserDictEntriesMax = parserDictEntriesMax
+    }
+}

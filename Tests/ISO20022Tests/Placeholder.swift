@@ -1,2 +1,0 @@
-import XCTest
-final class ISO20022TestsPlaceholder: XCTestCase { func testNothing() {} }

@@ -32,15 +32,48 @@ public struct ProblemType: Sendable, Hashable, CustomStringConvertible {
     public static let notAcceptable = ProblemType(slug: "not-acceptable", title: "No acceptable representation", status: 406)
     public static let shuttingDown = ProblemType(slug: "shutting-down", title: "Server is shutting down", status: 503)
     public static let internalError = ProblemType(slug: "internal-error", title: "Internal error", status: 500)
-    // API
+    // API: authorization
     public static let invalidISPB = ProblemType(slug: "invalid-ispb", title: "ISPB in the path is not 8 digits", status: 400)
+    public static let forbiddenISPB = ProblemType(slug: "forbidden-ispb", title: "Path ISPB is not the client certificate's ISPB", status: 403)
+    // API: send path (validation codes are ISO20022.RejectCode's raw values)
+    public static let invalidEncoding = ProblemType(slug: "invalid-content-encoding", title: "Body is not valid gzip", status: 400)
+    public static let tooManyParts = ProblemType(slug: "too-many-parts", title: "More parts than a request may carry", status: 413)
+    public static let malformedMultipart = ProblemType(slug: "malformed-multipart", title: "Malformed multipart body", status: 400)
+    public static let documentTooLarge = ProblemType(slug: "document-too-large", title: "Message larger than the document limit", status: 413)
+    public static let depthExceeded = ProblemType(slug: "depth-exceeded", title: "Message nested too deeply", status: 422)
+    public static let doctypeForbidden = ProblemType(slug: "doctype-forbidden", title: "DOCTYPE declarations are not accepted", status: 422)
+    public static let notWellFormed = ProblemType(slug: "not-well-formed", title: "Message is not well-formed XML", status: 422)
+    public static let unknownNamespace = ProblemType(slug: "unknown-namespace", title: "No schema for the message's namespace", status: 422)
+    public static let schemaInvalid = ProblemType(slug: "schema-invalid", title: "Message does not conform to its schema", status: 422)
+    public static let notBusinessMessage = ProblemType(slug: "not-business-message", title: "Not a business message", status: 422)
+    public static let messageIDInvalid = ProblemType(slug: "message-id-invalid", title: "Message id missing or invalid", status: 422)
+    public static let senderUnresolved = ProblemType(slug: "sender-unresolved", title: "Sender could not be determined", status: 422)
+    public static let recipientUnresolved = ProblemType(slug: "recipient-unresolved", title: "No usable recipient", status: 422)
+    public static let recipientAmbiguous = ProblemType(slug: "recipient-ambiguous", title: "Recipient is ambiguous", status: 422)
+    public static let senderMismatch = ProblemType(slug: "sender-mismatch", title: "Message sender is not the path ISPB", status: 403)
+    public static let backlogFull = ProblemType(slug: "recipient-backlog-full", title: "Recipient's backlog is over its limit", status: 429)
+    public static let commitQueueFull = ProblemType(slug: "commit-queue-full", title: "Storage commit queue is over its limit", status: 429)
+    public static let storageUnavailable = ProblemType(slug: "storage-unavailable", title: "Storage cannot accept writes", status: 503)
+    // API: pull path
+    public static let unknownPointer = ProblemType(slug: "unknown-pointer", title: "Unknown or forged pull pointer", status: 404)
+    public static let streamGone = ProblemType(slug: "stream-gone", title: "Stream already closed", status: 410)
+    public static let slotsExhausted = ProblemType(slug: "slots-exhausted", title: "All thread slots of this ISPB are in use", status: 429)
+    public static let rateLimited = ProblemType(slug: "rate-limited", title: "Request rate of this ISPB is over its limit", status: 429)
 
     /// Every problem type the server can return: the one catalog (docs/errors.md mirrors it).
     public static let all: [ProblemType] = [
         .badRequest, .headerNotAllowed, .lengthRequired, .bodyTooLarge, .uriTooLong, .headersTooLarge,
         .requestTimeout, .notImplemented, .versionNotSupported, .notFound, .methodNotAllowed,
-        .unsupportedMediaType, .notAcceptable, .shuttingDown, .internalError, .invalidISPB,
+        .unsupportedMediaType, .notAcceptable, .shuttingDown, .internalError,
+        .invalidISPB, .forbiddenISPB,
+        .invalidEncoding, .tooManyParts, .malformedMultipart, .documentTooLarge, .depthExceeded, .doctypeForbidden,
+        .notWellFormed, .unknownNamespace, .schemaInvalid, .notBusinessMessage, .messageIDInvalid,
+        .senderUnresolved, .recipientUnresolved, .recipientAmbiguous, .senderMismatch, .backlogFull,
+        .commitQueueFull, .storageUnavailable,
+        .unknownPointer, .streamGone, .slotsExhausted, .rateLimited,
     ]
+
+    public static func bySlug(_ slug: String) -> ProblemType? { all.first { $0.slug == slug } }
 }
 
 /// An RFC 7807 problem, rendered as `application/problem+xml` (RFC 7807 Appendix A).

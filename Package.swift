@@ -52,6 +52,11 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         .target(name: "ISO20022", dependencies: ["CLibXML2"], swiftSettings: strict),
+        .target(name: "Coordination", dependencies: [
+            "CHiredis", "EventLoop",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
         .target(name: "Hub", dependencies: [
             "EventLoop", "HTTP", "HTTPServer", "TLS", "LogStore", "ISO20022",
             .product(name: "Logging", package: "swift-log"),
@@ -67,6 +72,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "LoadTests/loadtest", swiftSettings: strict),
+        .executableTarget(name: "redisbench", dependencies: [
+            "Coordination", "EventLoop", "TestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "LoadTests/redisbench", swiftSettings: strict),
 
         // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
         //      otherwise a replay tool that runs the harness over corpus files) ----
@@ -80,5 +90,9 @@ let package = Package(
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
         .testTarget(name: "ISO20022Tests", dependencies: ["ISO20022"], swiftSettings: strict),
         .testTarget(name: "TLSTests", dependencies: ["TLS"], swiftSettings: strict),
+        .testTarget(name: "CoordinationTests", dependencies: [
+            "Coordination", "EventLoop", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
     ]
 )

@@ -3,7 +3,8 @@ import Logging
 /// The pull path's shared state in Redis: thread-slot leases, stream cursors and the request-rate
 /// window per ISPB. One script call (one round trip) per operation, keys of one ISPB under one
 /// hash tag (`rtp:{12345678}:slots`, `rtp:{12345678}:rate`, `rtp:{12345678}:cur:<stream>`).
-/// Time is Redis's (`TIME` inside the scripts), never a node's clock.
+/// Time is Redis's, as estimated by the client from sampled `TIME` replies (`redisNowMs`),
+/// never a node's own clock.
 ///
 /// Nothing here waits on Redis beyond the client's command deadline: when the breaker is open
 /// or a command fails, the decision is `.unavailable` (or `.failure`) at once and the caller
@@ -13,6 +14,8 @@ public final class Coordination {
     public let config: CoordinationConfig
     private let logger: Logger
     private let metrics: CoordinationMetrics
+    /// Redis's clock in ms (the client's estimate); replaced by tests with a manual clock.
+    var now: () -> UInt64?
 
     public init(client: RedisClient, config: CoordinationConfig, logger: Logger,
                 metricDimensions: [(String, String)] = []) {
@@ -21,6 +24,7 @@ public final class Coordination {
         self.config = config
         self.logger = logger
         metrics = CoordinationMetrics(dimensions: metricDimensions)
+        now = { [unowned client] in client.redisNowMs }
     }
 
     /// `Retry-After` seconds for a wait in milliseconds: rounded up, at least 1.
@@ -55,10 +59,16 @@ public final class Coordination {
     /// wait. A timed-out acquire may still have taken the slot; it expires after the idle time
     /// unless `release` is called.
     public func acquireSlot(ispb: String, stream: UInt64, completion: @escaping (SlotDecision) -> Void) {
+        guard let now = now() else {
+            metrics.slot(.unavailable)
+            completion(.unavailable)
+            return
+        }
         var call = RedisScript.Invocation(keyCount: 1)
         call.append(slotsKey(ispb))
         call.append(stream)
         call.append(config.slotsPerISPB)
+        call.append(now)
         call.append(config.streamIdleMs)
         client.run(CoordinationScripts.acquire, call) { [self] result in
             let decision: SlotDecision
@@ -80,9 +90,15 @@ public final class Coordination {
     /// trip; callers need not wait on it for correctness.
     public func touch(ispb: String, stream: UInt64, cursor: [UInt8],
                       completion: ((Result<Void, RedisFailure>) -> Void)? = nil) {
+        guard let now = now() else {
+            metrics.failure("touch")
+            completion?(.failure(.unavailable))
+            return
+        }
         var call = RedisScript.Invocation(keyCount: 2, capacityBytes: 96 + cursor.count)
         call.append(slotsKey(ispb))
         call.append(cursorKey(ispb, stream))
+        call.append(now + config.streamIdleMs)
         call.append(config.streamIdleMs)
         call.append(stream)
         call.append(bytes: cursor)
@@ -130,8 +146,14 @@ public final class Coordination {
             completion(.allowed)
             return
         }
+        guard let now = now() else {
+            metrics.rate(.unavailable)
+            completion(.unavailable)
+            return
+        }
         var call = RedisScript.Invocation(keyCount: 1)
         call.append(rateKey(ispb))
+        call.append(now)
         call.append(config.rateWindowMs)
         call.append(config.rateLimitPerWindow)
         client.run(CoordinationScripts.rate, call) { [self] result in
@@ -153,6 +175,11 @@ public final class Coordination {
     /// `reregisterBatchMax` streams, all pipelined. The completion gets the first failure, if any.
     public func reregister(_ streams: [(ispb: String, stream: UInt64, cursor: [UInt8])],
                            completion: ((Result<Void, RedisFailure>) -> Void)? = nil) {
+        guard let now = now() else {
+            metrics.failure("reregister")
+            completion?(.failure(.unavailable))
+            return
+        }
         var order: [String] = []
         var byISPB: [String: [(stream: UInt64, cursor: [UInt8])]] = [:]
         for s in streams {
@@ -168,6 +195,7 @@ public final class Coordination {
                                                   capacityBytes: 64 + batch.reduce(0) { $0 + 64 + $1.cursor.count })
                 call.append(slotsKey(ispb))
                 for s in batch { call.append(cursorKey(ispb, s.stream)) }
+                call.append(now + config.streamIdleMs)
                 call.append(config.streamIdleMs)
                 for s in batch {
                     call.append(s.stream)

@@ -13,8 +13,10 @@ import Logging
 ///   fail at once with `.unavailable`. A lost or refused connection opens it at once; timeouts
 ///   and infrastructure error replies (LOADING, BUSY, ...) open it after `failuresToOpen` in a
 ///   row; below that a dropped connection is replaced at once. After the cool-down a probe opens
-///   a fresh connection (AUTH and SELECT when configured, then PING); its answer closes the
-///   breaker and runs `onRecovered`.
+///   a fresh connection (AUTH and SELECT when configured, then TIME: a PING that also reads
+///   Redis's clock); its answer closes the breaker and runs `onRecovered`.
+/// - `redisNowMs` is Redis's clock estimated locally (`RedisClock`), sampled by every probe and
+///   every `clockResyncMs`: scripts get their "now" from it instead of calling TIME.
 /// - Completions run on the loop thread, exactly once; failures decided at the call (breaker
 ///   open, overload) run before the call returns.
 public final class RedisClient {
@@ -39,6 +41,8 @@ public final class RedisClient {
     private var abandoned: [RedisConnection] = []
     private let deadlineTimer: LoopTimer
     private let probeTimer: LoopTimer
+    private let clockTimer: LoopTimer
+    private var clock = RedisClock()
     /// Depth of hiredis callbacks on the stack: a context is never freed inside its callbacks.
     private var callbackDepth = 0
     private var started = false
@@ -54,6 +58,7 @@ public final class RedisClient {
                                  coolDownMsMin: config.coolDownMsMin, coolDownMsMax: config.coolDownMsMax)
         deadlineTimer = LoopTimer(loop: loop)
         probeTimer = LoopTimer(loop: loop)
+        clockTimer = LoopTimer(loop: loop)
     }
 
     deinit {
@@ -66,7 +71,11 @@ public final class RedisClient {
     /// Commands sent and not yet completed.
     public var pendingCount: Int { pending.count - pendingHead }
 
-    /// Starts the first probe (connect, AUTH/SELECT, PING). Calls fail with `.unavailable` until
+    /// Redis's current time (ms since the epoch) estimated from the last `TIME` sample; nil
+    /// before the first probe succeeded.
+    public var redisNowMs: UInt64? { clock.nowMs(monotonicNs: Loop.hrtimeNs) }
+
+    /// Starts the first probe (connect, AUTH/SELECT, TIME). Calls fail with `.unavailable` until
     /// it was answered. Ignores SIGPIPE process-wide: hiredis writes with write(2), and a write
     /// to a connection Redis closed must fail with EPIPE, not kill the process.
     public func start() {
@@ -75,6 +84,17 @@ public final class RedisClient {
         signal(SIGPIPE, SIG_IGN)
         metrics.breaker(breaker.state)
         startProbe()
+        clockTimer.start(afterMs: config.clockResyncMs, repeatMs: config.clockResyncMs) { [unowned self] in resyncClock() }
+    }
+
+    /// Samples Redis's clock again (while the breaker is closed).
+    private func resyncClock() {
+        let sentNs = Loop.hrtimeNs
+        send(RedisCommand("TIME")) { [unowned self] result in
+            if case .success(let reply) = result, !clock.sample(reply, sentNs: sentNs, receivedNs: Loop.hrtimeNs) {
+                logger.error("unexpected TIME reply", metadata: ["reply": "\(reply)"])
+            }
+        }
     }
 
     /// Fails everything pending with `.unavailable`, frees the connection and stops the timers.
@@ -85,6 +105,7 @@ public final class RedisClient {
         isClosed = true
         deadlineTimer.stop()
         probeTimer.stop()
+        clockTimer.stop()
         onRecovered = nil
         guard let connection else { return }
         let victims = detach(connection)
@@ -357,11 +378,14 @@ public final class RedisClient {
             opened(reason: "connect failed")
             return
         }
-        submit(RedisCommand("PING"), on: connection) { [unowned self] result in
+        let sentNs = Loop.hrtimeNs
+        submit(RedisCommand("TIME"), on: connection) { [unowned self] result in
             guard connection === self.connection, breaker.state == .halfOpen else { return }
             switch result {
             case .success(.error(let message)):
-                handshakeAnswered(.success(.error(message)), connection, "PING")
+                handshakeAnswered(.success(.error(message)), connection, "TIME")
+            case .success(let reply) where !clock.sample(reply, sentNs: sentNs, receivedNs: Loop.hrtimeNs):
+                handshakeAnswered(.success(.error("unexpected TIME reply \(reply)")), connection, "TIME")
             case .success:
                 breaker.probeSucceeded()
                 metrics.breaker(breaker.state)

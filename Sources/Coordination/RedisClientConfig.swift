@@ -15,6 +15,8 @@ public struct RedisClientConfig: Sendable {
     /// First cool-down after the breaker opens; doubles per failed probe up to the max.
     public var coolDownMsMin: UInt64 = 100
     public var coolDownMsMax: UInt64 = 2_000
+    /// How often Redis's clock is sampled again with TIME (see `RedisClock`).
+    public var clockResyncMs: UInt64 = 10_000
     /// Commands in flight at most; beyond it calls fail at once with `.unavailable`.
     public var pendingCommandsMax = 16_384
 
@@ -32,5 +34,6 @@ public struct RedisClientConfig: Sendable {
         precondition(database >= 0)
         precondition(commandTimeoutMs >= 1 && commandTimeoutMs <= 60_000)
         precondition(pendingCommandsMax >= 1)
+        precondition(clockResyncMs >= 100)
     }
 }

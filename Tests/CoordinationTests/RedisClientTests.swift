@@ -261,3 +261,16 @@ final class RedisClientRefusedTests: XCTestCase {
         XCTAssertNotEqual(client.state, .closed)
     }
 }
+
+extension RedisClientTests {
+    func testRedisClockEstimateMatchesRedisTime() throws {
+        let client = try connectedClient(h, clientConfig(server.port))
+        defer { client.close() }
+        let estimate = try XCTUnwrap(client.redisNowMs, "sampled by the probe")
+        let reply = try server.command(["TIME"])
+        guard case .array(let parts?) = reply, let s = parts.first?.text, let seconds = Int64(s),
+              let us = parts.last?.text, let micros = Int64(us) else { return XCTFail("\(reply)") }
+        let redisMs = seconds * 1_000 + micros / 1_000
+        XCTAssertLessThan(abs(redisMs - Int64(estimate)), 100, "estimate \(estimate), Redis \(redisMs)")
+    }
+}

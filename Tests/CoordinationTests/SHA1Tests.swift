@@ -18,3 +18,25 @@ final class SHA1Tests: XCTestCase {
         XCTAssertEqual(SHA1.hex([UInt8](repeating: 0x61, count: 64)), "0098ba824b5c16427bd7a1122a5a442a25ec644d")
     }
 }
+
+final class RedisClockTests: XCTestCase {
+    func time(_ s: String, _ us: String) -> RedisReply { .array([.bulk(Array(s.utf8)), .bulk(Array(us.utf8))]) }
+
+    func testOffsetIsTakenAtTheRoundTripMidpoint() {
+        var clock = RedisClock()
+        XCTAssertNil(clock.nowMs(monotonicNs: 5_000_000_000))
+        // Sent at monotonic 10 s, answered at 10.004 s; Redis said 1_800_000_000.250 s.
+        XCTAssertTrue(clock.sample(time("1800000000", "250000"), sentNs: 10_000_000_000, receivedNs: 10_004_000_000))
+        XCTAssertEqual(clock.nowMs(monotonicNs: 10_002_000_000), 1_800_000_000_250)
+        XCTAssertEqual(clock.nowMs(monotonicNs: 12_002_000_000), 1_800_000_002_250)
+    }
+
+    func testMalformedRepliesAreRejected() {
+        var clock = RedisClock()
+        XCTAssertFalse(clock.sample(.status("PONG"), sentNs: 0, receivedNs: 1))
+        XCTAssertFalse(clock.sample(time("x", "1"), sentNs: 0, receivedNs: 1))
+        XCTAssertFalse(clock.sample(time("1", "1000000"), sentNs: 0, receivedNs: 1))
+        XCTAssertNil(clock.offsetMs)
+        XCTAssertEqual(RedisClock.milliseconds(time("1", "999999")), 1_999)
+    }
+}

@@ -89,6 +89,7 @@ public final class RedisClient {
 
     /// Samples Redis's clock again (while the breaker is closed).
     private func resyncClock() {
+        guard breaker.allowsCommands else { return }   // every probe samples it anyway
         let sentNs = Loop.hrtimeNs
         send(RedisCommand("TIME")) { [unowned self] result in
             if case .success(let reply) = result, !clock.sample(reply, sentNs: sentNs, receivedNs: Loop.hrtimeNs) {

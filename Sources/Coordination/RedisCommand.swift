@@ -46,6 +46,9 @@ public struct RedisCommand: Sendable {
     /// Number of arguments, the command name included.
     public var count: Int { ends.count }
 
+    /// Bytes of all arguments together.
+    public var byteCount: Int { bytes.count }
+
     /// The argument at `index` (tests, logging).
     public func argument(_ index: Int) -> ArraySlice<UInt8> {
         bytes[(index == 0 ? 0 : ends[index - 1])..<ends[index]]

@@ -26,14 +26,14 @@ public struct RedisScript: Sendable {
     }
 
     func evalsha(_ invocation: Invocation) -> RedisCommand {
-        var c = RedisCommand("EVALSHA", capacityBytes: 48 + invocation.tail.count * 16)
+        var c = RedisCommand("EVALSHA", capacityBytes: 48 + invocation.tail.byteCount)
         c.append(sha1)
         c.append(contentsOf: invocation.tail)
         return c
     }
 
     func eval(_ invocation: Invocation) -> RedisCommand {
-        var c = RedisCommand("EVAL", capacityBytes: source.utf8.count + 64)
+        var c = RedisCommand("EVAL", capacityBytes: source.utf8.count + 8 + invocation.tail.byteCount)
         c.append(source)
         c.append(contentsOf: invocation.tail)
         return c

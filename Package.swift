@@ -59,8 +59,13 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         .target(name: "Streaming", swiftSettings: strict),
+        .target(name: "Coordination", dependencies: [
+            "CHiredis", "EventLoop",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
         .target(name: "Hub", dependencies: [
-            "EventLoop", "HTTP", "HTTPServer", "TLS", "LogStore", "ISO20022",
+            "EventLoop", "HTTP", "HTTPServer", "TLS", "LogStore", "ISO20022", "Streaming", "Coordination",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -78,6 +83,11 @@ let package = Package(
                           path: "LoadTests/tlsbench", swiftSettings: strict),
         .executableTarget(name: "xmlbench", dependencies: ["ISO20022"],
                           path: "LoadTests/xmlbench", swiftSettings: strict),
+        .executableTarget(name: "redisbench", dependencies: [
+            "Coordination", "EventLoop", "TestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "LoadTests/redisbench", swiftSettings: strict),
 
         // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
         //      otherwise a replay tool that runs the harness over corpus files) ----
@@ -97,5 +107,9 @@ let package = Package(
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ], swiftSettings: strict),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming"], swiftSettings: strict),
+        .testTarget(name: "CoordinationTests", dependencies: [
+            "Coordination", "EventLoop", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
     ]
 )

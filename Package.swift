@@ -37,6 +37,7 @@ let package = Package(
                        providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCRC32C"),   // header-only: hardware CRC32C (SSE4.2 / ARMv8 CRC)
 
         // ---- Swift modules, one responsibility each ----
         .target(name: "EventLoop", dependencies: ["CUV"], swiftSettings: strict),
@@ -48,6 +49,7 @@ let package = Package(
         ], swiftSettings: strict),
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "LogStore", dependencies: [
+            "CCRC32C",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
@@ -67,6 +69,16 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "LoadTests/loadtest", swiftSettings: strict),
+        .executableTarget(name: "logbench", dependencies: [
+            "LogStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "LoadTests/logbench", swiftSettings: strict),
+        // Child process for LogStoreTests' kill -9 test: appends in a loop, prints durable offsets.
+        .executableTarget(name: "logstore-crash", dependencies: [
+            "LogStore",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/Support/LogStoreCrash", swiftSettings: strict),
 
         // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
         //      otherwise a replay tool that runs the harness over corpus files) ----
@@ -77,7 +89,11 @@ let package = Package(
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "HTTPServer", "EventLoop"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTP"], swiftSettings: strict),
-        .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
+        .testTarget(name: "LogStoreTests", dependencies: [
+            "LogStore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ], swiftSettings: strict),
         .testTarget(name: "ISO20022Tests", dependencies: ["ISO20022"], swiftSettings: strict),
         .testTarget(name: "TLSTests", dependencies: ["TLS"], swiftSettings: strict),
     ]

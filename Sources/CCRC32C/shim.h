@@ -20,13 +20,14 @@ static inline uint32_t rtp_crc32c_bitwise(uint32_t crc, const uint8_t *p, size_t
 }
 
 #if defined(__x86_64__)
-#include <nmmintrin.h>
+/* Compiler builtins rather than <nmmintrin.h> intrinsics: the Swift importer does not always
+   emit the intrinsics' inline bodies. */
 __attribute__((target("sse4.2")))
 static inline uint32_t rtp_crc32c_sse42(uint32_t crc, const uint8_t *p, size_t n) {
-    uint64_t c = ~crc;
-    while (n >= 8) { uint64_t w; memcpy(&w, p, 8); c = _mm_crc32_u64(c, w); p += 8; n -= 8; }
+    unsigned long long c = (uint32_t)~crc;
+    while (n >= 8) { unsigned long long w; memcpy(&w, p, 8); c = __builtin_ia32_crc32di(c, w); p += 8; n -= 8; }
     uint32_t c32 = (uint32_t)c;
-    while (n--) c32 = _mm_crc32_u8(c32, *p++);
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
     return ~c32;
 }
 #elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)

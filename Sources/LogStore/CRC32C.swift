@@ -12,6 +12,14 @@ enum CRC32C {
         bytes.withUnsafeBytes { checksum($0) }
     }
 
+    /// The portable (bitwise) implementation, for checking the hardware one.
+    static func portableChecksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return 0 }
+            return rtp_crc32c_bitwise(0, base.assumingMemoryBound(to: UInt8.self), raw.count)
+        }
+    }
+
     /// True when the hardware instruction is used on this CPU.
     static var isHardwareAccelerated: Bool { rtp_crc32c_hardware() != 0 }
 }

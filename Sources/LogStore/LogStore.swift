@@ -210,6 +210,8 @@ public final class LogStore: Sendable {
                 outcomes[i] = .duplicate(partition: key, offset: offset, id: records[j].id)
             }
             let final = outcomes.map { $0! }
+            let duplicates = records.count - fresh.count
+            if duplicates > 0 { core.metrics.duplicateRecords.increment(by: duplicates) }
             if fresh.isEmpty && !waitsForPending { return .done(.success(final)) }
             s.nextOffsets[partition.number] = first + UInt64(fresh.count)
             let op = AppendOp(partition: partition, records: newRecords, firstOffset: first,
@@ -224,9 +226,7 @@ public final class LogStore: Sendable {
         case .enqueued:
             core.submission.broadcast()
         case .done(let result):
-            if case .success(let outcomes) = result {
-                let duplicates = outcomes.filter { if case .duplicate = $0 { true } else { false } }.count
-                if duplicates > 0 { core.metrics.duplicateRecords.increment(by: duplicates) }
+            if case .success = result {
                 core.sink.submit { completion(result) }
             } else if case .failure(let error) = result {
                 reject(error, completion)

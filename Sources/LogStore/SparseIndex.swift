@@ -21,7 +21,8 @@ struct SparseIndex: Sendable {
     }
 
     mutating func append(contentsOf other: [UInt64]) {
-        assert(zip(entries.suffix(1) + other, other).allSatisfy { $0 < $1 })
+        assert(zip(entries.suffix(1) + other, (entries.isEmpty ? other.dropFirst() : other[...])).allSatisfy { $0 < $1 },
+               "index entries must increase")
         entries.append(contentsOf: other)
     }
 

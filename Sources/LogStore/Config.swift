@@ -86,6 +86,6 @@ public struct LogStoreConfig: Sendable {
         try check(retentionAgeMs >= 0 && partitionBytesMax >= Int64(segmentBytesMax) && storeBytesMax >= 0,
                   "retention limits")
         try check(quarantinePayloadBytesMax >= 0 && quarantinePayloadBytesMax + 4096 <= payloadBytesMax,
-                  "quarantinePayloadBytesMax must leave room in payloadBytesMax")
+                  "quarantinePayloadBytesMax + 4 KiB (entry fields) must fit payloadBytesMax")
     }
 }

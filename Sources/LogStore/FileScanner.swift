@@ -55,7 +55,7 @@ struct FileScanner {
         }
         let want = min(fileLeft, max(count - window.count, chunkBytes))
         let old = window.count
-        window.append(contentsOf: repeatElement(0, count: want))
+        window.append(contentsOf: [UInt8](repeating: 0, count: want))
         let (io, file, at) = (self.io, self.file, windowStart + Int64(old))
         let got = try withMutableBytes(&window) { (raw) throws(FileIOError) in
             try io.readFully(file, into: UnsafeMutableRawBufferPointer(rebasing: raw[old...]), at: at)

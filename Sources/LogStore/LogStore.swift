@@ -36,11 +36,17 @@ public final class LogStore: Sendable {
         let paths = StorePaths(root: directory)
         let checkpoint: CheckpointFile?
         do {
-            let fresh = !io.exists(directory)
-            for d in [directory, paths.journalDirectory, paths.keysDirectory, paths.partitionsDirectory] {
-                try io.makeDirectory(d)
+            // New directories are durable only once their parent is fsynced.
+            if !io.exists(directory) {
+                try io.makeDirectory(directory)
+                try io.syncDirectory(StorePaths.parent(of: directory))
             }
-            if fresh { try io.syncDirectory(directory) }
+            var created = false
+            for d in [paths.journalDirectory, paths.keysDirectory, paths.partitionsDirectory] where !io.exists(d) {
+                try io.makeDirectory(d)
+                created = true
+            }
+            if created { try io.syncDirectory(directory) }
             if io.exists(paths.checkpoint + ".tmp") { try io.remove(paths.checkpoint + ".tmp") }
             if io.exists(paths.checkpoint) {
                 do {

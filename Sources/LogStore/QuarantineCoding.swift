@@ -1,5 +1,6 @@
 /// Quarantine entries are records of the quarantine log: the record's key is
-/// "<sender>/<messageId or ->", its timestamp the entry's time, its payload:
+/// "<sender>/<messageId or ->", its timestamp the entry's time, its payload (sender, message
+/// id and reason capped at 256 characters, detail at 2048 bytes, so the fields take < 4 KiB):
 ///
 ///     version u8 | sender string16 | hasMessageId u8 | messageId string16 |
 ///     reasonCode string16 | detail u32-length UTF-8 | payloadBytesOriginal u32 | payload...
@@ -9,11 +10,11 @@ enum QuarantineCoding {
     static func encode(_ e: QuarantineEntry, payloadBytesMax: Int) -> (key: [UInt8], payload: [UInt8]) {
         var w = ByteWriter(capacity: 64 + e.detail.utf8.count + min(e.payload.count, payloadBytesMax))
         w.u8(version)
-        w.string16(String(e.sender.prefix(1024)))
+        w.string16(String(e.sender.prefix(256)))
         w.u8(e.messageId == nil ? 0 : 1)
-        w.string16(String((e.messageId ?? "").prefix(1024)))
-        w.string16(String(e.reasonCode.prefix(1024)))
-        let detail = Array(e.detail.utf8.prefix(16 << 10))
+        w.string16(String((e.messageId ?? "").prefix(256)))
+        w.string16(String(e.reasonCode.prefix(256)))
+        let detail = Array(e.detail.utf8.prefix(2048))
         w.u32(UInt32(detail.count))
         w.raw(detail)
         w.u32(UInt32(clamping: e.payloadBytesOriginal))

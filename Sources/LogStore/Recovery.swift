@@ -208,7 +208,6 @@ struct Recovery {
     /// ends the log (the file is truncated there and later segments removed, all reported).
     private mutating func recoverPartition(_ p: Partition, entry: CheckpointFile.PartitionEntry?) throws(LogStoreError) {
         let io = core.io
-        let config = core.config
         let names = (try? io.list(p.directory)) ?? []
         let bases = names.compactMap(Segment.base(fromLogName:)).sorted()
         for name in names where !name.hasSuffix(".log") {
@@ -267,49 +266,27 @@ struct Recovery {
                               end: entry?.endOffset ?? end, readable: infos)
                 return
             }
-            // Index entries below the checkpoint position are kept; the rest is rebuilt.
-            var index = SparseIndex()
+            // Index entries below the checkpoint position are kept; the rest is rebuilt. The index
+            // file is derived data and not fsynced: if the scan from its last entry fails inside
+            // the checkpointed range, the entry may be torn, so scan again from byte 0.
+            var loaded = SparseIndex()
             if trustedBytes > 0, let bytes = try? io.readWholeFile(segment.indexPath) {
-                index = SparseIndex.decode(bytes, logBytes: trustedBytes)
+                loaded = SparseIndex.decode(bytes, logBytes: trustedBytes)
             }
-            let kept = index.count
+            var scan = try scanTail(fd, base: base, size: size, trustedBytes: trustedBytes, index: loaded)
+            if scan.stop.position < trustedBytes && loaded.count > 0 {
+                core.logger.warning("index entry did not match the log; rescanning the segment from its start",
+                                    metadata: ["segment": "\(segment.logPath)"])
+                loaded = SparseIndex()
+                scan = try scanTail(fd, base: base, size: size, trustedBytes: trustedBytes, index: loaded)
+            }
+            let kept = loaded.count
             if let fdIdx = try? io.open(segment.indexPath, create: false) {
                 _ = try? io.truncate(fdIdx, to: Int64(kept * SparseIndex.entryBytes))
                 io.close(fdIdx)
             }
-            let resume = index.floor(UInt64.max >> 1) ?? (0, 0)
-            var expected = base + resume.relativeOffset
-            var lastIndexed = index.lastPosition
-            var lastTs: Int64?
-            var scanned = 0
-            var trustedEndSeen = trustedBytes == 0 ? expected : nil
-            var scanner = FileScanner(io: io, file: fd, from: resume.position, limit: size)
-            var keys: [(offset: UInt64, ts: Int64, bytes: [UInt8])] = []
-            let stop: FileScanner.Stop
-            do {
-                stop = try scanner.scan { buffer, at, position in
-                    if position == trustedBytes { trustedEndSeen = expected }
-                    let v: RecordFrame.View
-                    switch RecordFrame.decode(buffer, at: at, bodyBytesMax: RecordFrame.bodyBytesLimit) {
-                    case .frame(let view): v = view
-                    case .incomplete(let total): return .incomplete(totalBytes: total)
-                    case .invalid(let why): return .invalid(why)
-                    }
-                    guard v.offset == expected else { return .invalid("frame offset \(v.offset), expected \(expected)") }
-                    if lastIndexed.map({ position - $0 >= Int64(config.indexIntervalBytes) }) ?? true {
-                        index.append(relativeOffset: UInt32(v.offset - base), position: UInt32(position))
-                        lastIndexed = position
-                    }
-                    if position >= trustedBytes {
-                        scanned += 1
-                        keys.append((v.offset, v.timestampMs, Array(UnsafeRawBufferPointer(rebasing: buffer[v.keyRange]))))
-                    }
-                    lastTs = v.timestampMs
-                    expected += 1
-                    return .frame(totalBytes: v.totalBytes)
-                }
-            } catch { throw ioError(error) }
-            if stop.position == trustedBytes && trustedEndSeen == nil { trustedEndSeen = expected }
+            let (stop, index, expected, lastTs, trustedEndSeen, keys) = (scan.stop, scan.index, scan.expected, scan.lastTs, scan.trustedEndSeen, scan.keys)
+            let scanned = keys.count
             if stop.position < trustedBytes {
                 failPartition(p, "checkpointed data corrupt in \(segment.logPath) at byte \(stop.position) (offset \(expected))",
                               end: entry?.endOffset ?? end, readable: infos)
@@ -333,6 +310,9 @@ struct Recovery {
                 do { try io.truncate(fd, to: stop.position) } catch { throw ioError(error) }
                 stopped = true
             }
+            if stop.position > trustedBytes {
+                try rewrite(fd, from: trustedBytes, to: stop.position)
+            }
             end = expected
             infos.append(SegmentInfo(segment: segment, bytes: stop.position, endOffset: expected, index: index,
                                      indexPersisted: i == scanFrom ? kept : 0, sealed: false, checkpointed: false,
@@ -353,6 +333,79 @@ struct Recovery {
         p.state.withLock { s in
             s.segments = finalInfos
             s.durableEnd = end
+        }
+    }
+
+    private struct TailScan {
+        var stop: FileScanner.Stop
+        var index: SparseIndex
+        /// Offset of the first frame not accepted.
+        var expected: UInt64
+        var lastTs: Int64?
+        /// Offset found at byte `trustedBytes` (nil when no frame boundary is there).
+        var trustedEndSeen: UInt64?
+        /// Keys of the frames at or after `trustedBytes`.
+        var keys: [(offset: UInt64, ts: Int64, bytes: [UInt8])]
+    }
+
+    /// Scans a segment from the last entry of `index` to its end, verifying every frame.
+    private func scanTail(_ fd: FileDescriptor, base: UInt64, size: Int64, trustedBytes: Int64,
+                          index start: SparseIndex) throws(LogStoreError) -> TailScan {
+        let interval = Int64(core.config.indexIntervalBytes)
+        var index = start
+        let resume = index.floor(UInt64.max >> 1) ?? (0, 0)
+        var expected = base + resume.relativeOffset
+        var lastIndexed = index.lastPosition
+        var lastTs: Int64?
+        var trustedEndSeen: UInt64? = trustedBytes == 0 ? expected : nil
+        var keys: [(offset: UInt64, ts: Int64, bytes: [UInt8])] = []
+        var scanner = FileScanner(io: core.io, file: fd, from: resume.position, limit: size)
+        let stop: FileScanner.Stop
+        do {
+            stop = try scanner.scan { buffer, at, position in
+                if position == trustedBytes { trustedEndSeen = expected }
+                let v: RecordFrame.View
+                switch RecordFrame.decode(buffer, at: at, bodyBytesMax: RecordFrame.bodyBytesLimit) {
+                case .frame(let view): v = view
+                case .incomplete(let total): return .incomplete(totalBytes: total)
+                case .invalid(let why): return .invalid(why)
+                }
+                guard v.offset == expected else { return .invalid("frame offset \(v.offset), expected \(expected)") }
+                if lastIndexed.map({ position - $0 >= interval }) ?? true {
+                    index.append(relativeOffset: UInt32(v.offset - base), position: UInt32(position))
+                    lastIndexed = position
+                }
+                if position >= trustedBytes {
+                    keys.append((v.offset, v.timestampMs, Array(UnsafeRawBufferPointer(rebasing: buffer[v.keyRange]))))
+                }
+                lastTs = v.timestampMs
+                expected += 1
+                return .frame(totalBytes: v.totalBytes)
+            }
+        } catch { throw ioError(error) }
+        if stop.position == trustedBytes && trustedEndSeen == nil { trustedEndSeen = expected }
+        return TailScan(stop: stop, index: index, expected: expected, lastTs: lastTs, trustedEndSeen: trustedEndSeen, keys: keys)
+    }
+
+    /// Writes bytes `[from, to)` of a segment back in place. Their checksums passed, but they
+    /// may be in the page cache only: after a failed fdatasync Linux marks dirty pages clean, so
+    /// a later fdatasync would not write them. Rewriting makes them dirty again, and the
+    /// recovery checkpoint's fdatasync then really persists them.
+    private func rewrite(_ fd: FileDescriptor, from: Int64, to: Int64) throws(LogStoreError) {
+        let io = core.io
+        var at = from
+        while at < to {
+            let n = Int(min(to - at, 1 << 20))
+            do {
+                let bytes = try io.readBytes(fd, count: n, at: at)
+                guard bytes.count == n else { throw LogStoreError.io("segment shrank during recovery") }
+                try io.writeAll(fd, bytes, at: at)
+            } catch let error as LogStoreError {
+                throw error
+            } catch {
+                throw ioError(error)
+            }
+            at += Int64(n)
         }
     }
 

@@ -24,6 +24,13 @@ struct StorePaths: Sendable {
         name == Self.quarantineName ? "\(root)/quarantine" : "\(partitionsDirectory)/\(name)"
     }
 
+    /// "/a/b" → "/a"; "b" → "."
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let p = String(path[..<slash])
+        return p.isEmpty ? "/" : p
+    }
+
     /// The directory whose entry for the partition directory must be fsynced after creating it.
     func parentOfPartition(_ name: String) -> String {
         name == Self.quarantineName ? root : partitionsDirectory

@@ -368,6 +368,10 @@ final class Writer: @unchecked Sendable {
     /// Runs at a group boundary, so the snapshot is consistent: everything in the retired
     /// journals is either in the snapshot's segments, consumer states and keys.
     func capture() -> CheckpointJob? {
+        // After a failed checkpoint its snapshot (dirty segments, keys) is gone from the writer's
+        // state: only a reopen (replaying every journal kept since the last good checkpoint)
+        // may move the replay point again.
+        if core.checkpoints.withLock({ $0.suspended != nil }) { return nil }
         if let broken = core.allPartitions.first(where: { $0.failure != nil }) {
             let reason = "partition \(broken.name) failed: \(broken.failure ?? "")"
             core.checkpoints.withLock { $0.suspended = $0.suspended ?? reason }

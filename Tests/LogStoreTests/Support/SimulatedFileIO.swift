@@ -96,7 +96,8 @@ final class SimulatedFileIO: FileIO, @unchecked Sendable {
     /// not; forget every open descriptor.
     func powerLoss() {
         locked {
-            for inode in inodes.values {
+            for id in inodes.keys.sorted() {
+                let inode = inodes[id]!
                 for op in inode.pending {
                     switch op {
                     case .truncate(let n):
@@ -131,8 +132,17 @@ final class SimulatedFileIO: FileIO, @unchecked Sendable {
 
     private func restart(fromDurable: Bool) {
         if fromDurable {
-            // Files whose directory did not survive are gone.
-            durableNames = durableNames.filter { durableDirectories.contains(Self.parent($0.key)) }
+            // Directories and files whose ancestors did not all survive are unreachable: gone.
+            func reachable(_ path: String) -> Bool {
+                var p = Self.parent(path)
+                while p != "/" {
+                    if !durableDirectories.contains(p) { return false }
+                    p = Self.parent(p)
+                }
+                return true
+            }
+            durableDirectories = durableDirectories.filter { $0 == "/" || reachable($0) }
+            durableNames = durableNames.filter { reachable($0.key) }
             names = durableNames
             directories = durableDirectories
             for inode in inodes.values { inode.volatile = inode.durable }
@@ -174,7 +184,7 @@ final class SimulatedFileIO: FileIO, @unchecked Sendable {
     // MARK: Helpers
 
     private func resize(_ data: inout [UInt8], _ n: Int) {
-        if n < data.count { data.removeLast(data.count - n) } else { data.append(contentsOf: repeatElement(0, count: n - data.count)) }
+        if n < data.count { data.removeLast(data.count - n) } else { data.append(contentsOf: [UInt8](repeating: 0, count: n - data.count)) }
     }
 
     private func apply(_ data: inout [UInt8], _ offset: Int, _ bytes: ArraySlice<UInt8>) {
@@ -331,7 +341,7 @@ final class SimulatedFileIO: FileIO, @unchecked Sendable {
         let children = (Array(names.keys) + Array(directories)).filter {
             $0.hasPrefix(prefix) && $0 != directory && !$0.dropFirst(prefix.count).contains("/")
         }
-        return children.map { String($0.dropFirst(prefix.count)) }
+        return children.map { String($0.dropFirst(prefix.count)) }.sorted()
     }
 
     func syncDirectory(_ path: String) throws(FileIOError) {

@@ -37,6 +37,7 @@ let package = Package(
                        providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCRC32C"),   // header-only: hardware CRC32C (SSE4.2 / ARMv8 CRC)
 
         // ---- Swift modules, one responsibility each ----
         .target(name: "EventLoop", dependencies: ["CUV"], swiftSettings: strict),
@@ -51,6 +52,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         .target(name: "LogStore", dependencies: [
+            "CCRC32C",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
@@ -88,6 +90,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "LoadTests/redisbench", swiftSettings: strict),
+        // Child process for LogStoreTests' kill -9 test: appends in a loop, prints durable offsets.
+        .executableTarget(name: "logstore-crash", dependencies: [
+            "LogStore",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/Support/LogStoreCrash", swiftSettings: strict),
 
         // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
         //      otherwise a replay tool that runs the harness over corpus files) ----
@@ -100,7 +107,11 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["HTTP", "TLS"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "HTTPServer", "EventLoop", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["Hub", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
+        .testTarget(name: "LogStoreTests", dependencies: [
+            "LogStore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ], swiftSettings: strict),
         .testTarget(name: "ISO20022Tests", dependencies: ["ISO20022"], swiftSettings: strict),
         .testTarget(name: "TLSTests", dependencies: [
             "TLS",

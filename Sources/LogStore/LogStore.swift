@@ -1,1 +1,465 @@
-// LogStore module
+import CoreMetrics
+import Logging
+import Synchronization
+
+/// The append-only partitioned log of the hub (docs/storage.md).
+///
+/// Thread safety: every method may be called from any thread; the intended use is one caller
+/// thread (the event loop) plus the store's own writer and checkpointer threads. Completions
+/// run only through the `CompletionSink`, and only after the fdatasync that makes what they
+/// report durable.
+public final class LogStore: Sendable {
+    let core: StoreCore
+    let writer: Writer
+    let checkpointer: Checkpointer
+    private let threads = Mutex<[OSThread]>([])
+    private let closed = Mutex(false)
+    /// What recovery found and did at open.
+    public let recoveryReport: RecoveryReport
+
+    private init(core: StoreCore, writer: Writer, checkpointer: Checkpointer, report: RecoveryReport) {
+        self.core = core
+        self.writer = writer
+        self.checkpointer = checkpointer
+        self.recoveryReport = report
+    }
+
+    deinit { close() }
+
+    /// Opens (creating if needed) the store in `directory` and recovers it: verifies every
+    /// partition's tail, cuts and reports torn or corrupt data, replays the journal and
+    /// checkpoints. Starts the writer and checkpointer threads.
+    public static func open(directory: String, config: LogStoreConfig = LogStoreConfig(), io: any FileIO = PosixFileIO(),
+                            completions: any CompletionSink, logger: Logger) throws(LogStoreError) -> LogStore {
+        try config.validate()
+        let t0 = Clock.monotonicNanoseconds()
+        let paths = StorePaths(root: directory)
+        let checkpoint: CheckpointFile?
+        do {
+            // New directories are durable only once their parent is fsynced.
+            if !io.exists(directory) {
+                try io.makeDirectory(directory)
+                try io.syncDirectory(StorePaths.parent(of: directory))
+            }
+            var created = false
+            for d in [paths.journalDirectory, paths.keysDirectory, paths.partitionsDirectory] where !io.exists(d) {
+                try io.makeDirectory(d)
+                created = true
+            }
+            if created { try io.syncDirectory(directory) }
+            if io.exists(paths.checkpoint + ".tmp") { try io.remove(paths.checkpoint + ".tmp") }
+            if io.exists(paths.checkpoint) {
+                do {
+                    checkpoint = try CheckpointFile.decode(io.readWholeFile(paths.checkpoint))
+                } catch let error as DecodeError {
+                    throw LogStoreError.corruptCheckpoint("\(paths.checkpoint): \(error)")
+                }
+            } else {
+                checkpoint = nil
+                let existing = try io.list(paths.partitionsDirectory).count + io.list(paths.journalDirectory).count
+                if existing > 0 {
+                    logger.critical("CHECKPOINT is missing but data exists: rebuilding from segments and journals; consumer state older than the journals is lost",
+                                    metadata: ["directory": "\(directory)"])
+                }
+            }
+        } catch let error as LogStoreError {
+            throw error
+        } catch {
+            throw LogStoreError.io("open \(directory): \(error)")
+        }
+
+        let seed = checkpoint?.hashSeed ?? (UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
+        let metrics = StoreMetrics(factory: config.metricsFactory ?? MetricsSystem.factory)
+        let core = StoreCore(paths: paths, io: io, config: config, logger: logger, metrics: metrics, sink: completions,
+                             hasher: SipHash128(k0: seed.0, k1: seed.1))
+        var recovery = Recovery(core: core, checkpoint: checkpoint)
+        let (outcome, checkpointer) = try recovery.run { Checkpointer(core: core, hashSeed: seed, keyFiles: $0) }
+        core.submission.withLock { s in
+            for p in core.allPartitions { s.nextOffsets[p.number] = p.writer.value.nextOffset }
+        }
+        let writer = Writer(core: core, checkpointer: checkpointer, journal: outcome.journal, journalSeqs: outcome.journalSeqs)
+        var report = recovery.report
+        report.durationMs = Double(Clock.monotonicNanoseconds() - t0) / 1e6
+        let store = LogStore(core: core, writer: writer, checkpointer: checkpointer, report: report)
+        if !config.manualPumping {
+            store.threads.withLock {
+                $0 = [OSThread(name: "logstore-writer") { writer.run() },
+                      OSThread(name: "logstore-ckpt") { checkpointer.runLoop() }]
+            }
+        }
+        core.updateGauges()
+        logger.info("log store open", metadata: [
+            "directory": "\(directory)", "partitions": "\(core.allPartitions.count)",
+            "recoveryMs": "\(Int(report.durationMs))", "cuts": "\(report.cuts.count)",
+            "journalEntriesReplayed": "\(report.journalEntriesReplayed)", "keys": "\(core.submission.withLock { $0.keys.count })",
+            "crc32cHardware": "\(CRC32C.isHardwareAccelerated)",
+        ])
+        return store
+    }
+
+    // MARK: Append
+
+    /// Appends records to one partition. Records whose `key` is already known — durable or
+    /// still pending in a commit group — are not stored again: they get `.duplicate` with the
+    /// original partition, offset and id. The completion runs via the sink only after the
+    /// fdatasync of everything it reports.
+    public func append(_ p: PartitionKey, _ records: [AppendRecord],
+                       completion: @escaping @Sendable (Result<[AppendOutcome], LogStoreError>) -> Void) {
+        let config = core.config
+        guard p.isValid else { return reject(.invalidPartitionKey(p.description), completion) }
+        if records.count > config.batchRecordsMax {
+            return reject(.invalidRecord("\(records.count) records in one append (max \(config.batchRecordsMax))"), completion)
+        }
+        var bytes = 0
+        for r in records {
+            if r.key.isEmpty || r.key.count > config.keyBytesMax {
+                return reject(.invalidRecord("key of \(r.key.count) bytes (1...\(config.keyBytesMax))"), completion)
+            }
+            if r.payload.count > config.payloadBytesMax {
+                return reject(.invalidRecord("payload of \(r.payload.count) bytes (max \(config.payloadBytesMax))"), completion)
+            }
+            bytes += RecordFrame.encodedBytes(keyCount: r.key.count, payloadCount: r.payload.count)
+        }
+        if bytes > config.groupBytesMax {
+            return reject(.invalidRecord("append of \(bytes) bytes exceeds groupBytesMax \(config.groupBytesMax)"), completion)
+        }
+        if records.isEmpty {
+            core.sink.submit { completion(.success([])) }
+            return
+        }
+        let partition = core.partition(named: p.description, create: true)!
+        let hashes = records.map { core.hasher.hash($0.key) }
+        submit(partition, records, hashes: hashes, verified: [:], completion: completion)
+    }
+
+    private func reject<T>(_ error: LogStoreError, _ completion: @escaping @Sendable (Result<T, LogStoreError>) -> Void) {
+        switch error {
+        case .overloaded: core.metrics.rejectedOverloaded.increment()
+        case .invalidRecord, .invalidPartitionKey, .invalidOffset: core.metrics.rejectedInvalid.increment()
+        default: core.metrics.rejectedFailed.increment()
+        }
+        core.sink.submit { completion(.failure(error)) }
+    }
+
+    private enum SubmitStep {
+        case done(Result<[AppendOutcome], LogStoreError>)
+        case enqueued
+        case verify([(index: Int, location: IdempotencyIndex.Location)])
+    }
+
+    /// Classifies each record (new, duplicate in batch, duplicate of a pending or durable key),
+    /// assigns offsets and queues the new ones, all under the submission lock. A durable key is
+    /// confirmed by reading its record (fingerprints are 128-bit; the read makes the answer
+    /// exact and yields the id): that read happens outside the lock, then submission retries.
+    private func submit(_ partition: Partition, _ records: [AppendRecord], hashes: [KeyHash],
+                        verified: [Int: IdempotencyEntry?],
+                        completion: @escaping @Sendable (Result<[AppendOutcome], LogStoreError>) -> Void) {
+        let config = core.config
+        let deduplicate = !hashes.isEmpty
+        let step: SubmitStep = core.submission.withLock { s in
+            if s.closing { return .done(.failure(.closed)) }
+            if let failure = s.failure { return .done(.failure(failure)) }
+            if let failure = partition.failure { return .done(.failure(.partitionFailed(partition: partition.name, reason: failure))) }
+            var outcomes = [AppendOutcome?](repeating: nil, count: records.count)
+            var duplicateOf: [Int: Int] = [:]
+            var fresh: [Int] = []
+            var needVerify: [(index: Int, location: IdempotencyIndex.Location)] = []
+            var dependsOn: [Partition] = []
+            var waitsForPending = false
+            var firstInBatch: [KeyHash: Int] = [:]
+            for i in records.indices {
+                guard deduplicate else {
+                    fresh.append(i)
+                    continue
+                }
+                let h = hashes[i]
+                if let j = firstInBatch[h], records[j].key == records[i].key {
+                    duplicateOf[i] = j
+                    continue
+                }
+                if let pending = s.pending[h], pending.key == records[i].key, let key = pending.partition.key {
+                    outcomes[i] = .duplicate(partition: key, offset: pending.offset, id: pending.id)
+                    waitsForPending = true
+                    if pending.partition !== partition, !dependsOn.contains(where: { $0 === pending.partition }) {
+                        dependsOn.append(pending.partition)
+                    }
+                    continue
+                }
+                if let known = verified[i] {
+                    if let e = known {
+                        outcomes[i] = .duplicate(partition: e.partition, offset: e.offset, id: e.id)
+                        continue
+                    }
+                } else if let location = s.keys.lookup(h) {
+                    needVerify.append((i, location))
+                    continue
+                }
+                firstInBatch[h] = i
+                fresh.append(i)
+            }
+            if !needVerify.isEmpty { return .verify(needVerify) }
+            let newRecords = fresh.map { records[$0] }
+            let bytes = newRecords.reduce(64) { $0 + RecordFrame.encodedBytes(keyCount: $1.key.count, payloadCount: $1.payload.count) }
+            if !fresh.isEmpty && (s.queuedBytes + bytes > config.queueBytesMax || s.queue.count >= config.queueOpsMax) {
+                return .done(.failure(.overloaded))
+            }
+            let first = s.nextOffsets[partition.number] ?? 0
+            for (k, i) in fresh.enumerated() {
+                let offset = first + UInt64(k)
+                outcomes[i] = .appended(offset: offset)
+                if deduplicate {
+                    s.pending[hashes[i]] = PendingKey(partition: partition, offset: offset, id: records[i].id, key: records[i].key)
+                }
+            }
+            for (i, j) in duplicateOf {
+                guard case .appended(let offset) = outcomes[j], let key = partition.key else { continue }
+                outcomes[i] = .duplicate(partition: key, offset: offset, id: records[j].id)
+            }
+            let final = outcomes.map { $0! }
+            let duplicates = records.count - fresh.count
+            if duplicates > 0 { core.metrics.duplicateRecords.increment(by: duplicates) }
+            if fresh.isEmpty && !waitsForPending { return .done(.success(final)) }
+            s.nextOffsets[partition.number] = first + UInt64(fresh.count)
+            let op = AppendOp(partition: partition, records: newRecords, firstOffset: first,
+                              hashes: deduplicate ? fresh.map { hashes[$0] } : [], outcomes: final, dependsOn: dependsOn,
+                              completion: completion)
+            s.queue.append(.append(op))
+            s.queuedBytes += op.encodedBytes
+            s.queuedRecords += newRecords.count
+            return .enqueued
+        }
+        switch step {
+        case .enqueued:
+            core.submission.broadcast()
+        case .done(let result):
+            if case .success = result {
+                core.sink.submit { completion(result) }
+            } else if case .failure(let error) = result {
+                reject(error, completion)
+            }
+        case .verify(let list):
+            var known = verified
+            for (i, location) in list {
+                switch confirm(location, key: records[i].key) {
+                case .success(let entry): known[i] = entry
+                case .failure(let error): return reject(error, completion)
+                }
+            }
+            submit(partition, records, hashes: hashes, verified: known, completion: completion)
+        }
+    }
+
+    /// Reads the record an index entry points to: the key's entry when the record holds exactly
+    /// this key, nil when it does not (a fingerprint collision) or is gone (retention).
+    private func confirm(_ location: IdempotencyIndex.Location, key: [UInt8]) -> Result<IdempotencyEntry?, LogStoreError> {
+        guard let p = core.partition(number: location.partition), let partitionKey = p.key else { return .success(nil) }
+        do {
+            let records = try p.read(from: location.offset, maxRecords: 1, maxBytes: 0, indexIntervalBytes: core.config.indexIntervalBytes)
+            guard let r = records.first, r.offset == location.offset, r.key == key else { return .success(nil) }
+            return .success(IdempotencyEntry(partition: partitionKey, offset: r.offset, id: r.id, timestampMs: r.timestampMs))
+        } catch {
+            noteReadFailure(error, partition: p.name)
+            return .failure(error)
+        }
+    }
+
+    private func noteReadFailure(_ error: LogStoreError, partition: String) {
+        if case .corruption(_, let offset, let detail) = error {
+            core.metrics.corruptReads.increment()
+            core.logger.error("corrupt record detected on read; not served",
+                              metadata: ["partition": "\(partition)", "offset": "\(offset)", "detail": "\(detail)"])
+        }
+    }
+
+    // MARK: Read
+
+    /// Durable records of `p` from `offset` (clamped up to `startOffset`): at least one when
+    /// any is available, then up to `maxRecords` and `maxBytes` of keys plus payloads. Never
+    /// blocks the writer. A record that fails its checksum is reported (`.corruption`), never
+    /// returned.
+    public func read(_ p: PartitionKey, from offset: UInt64, maxRecords: Int, maxBytes: Int) throws(LogStoreError) -> [Record] {
+        guard maxRecords >= 1, maxBytes >= 0 else { throw LogStoreError.invalidRecord("maxRecords >= 1 and maxBytes >= 0") }
+        guard let partition = core.partition(named: p.description, create: false), partition.key != nil else { return [] }
+        do {
+            return try partition.read(from: offset, maxRecords: maxRecords, maxBytes: maxBytes,
+                                      indexIntervalBytes: core.config.indexIntervalBytes)
+        } catch {
+            noteReadFailure(error, partition: partition.name)
+            throw error
+        }
+    }
+
+    /// Next offset of `p`; every record below it is durable.
+    public func durableEndOffset(_ p: PartitionKey) -> UInt64 {
+        core.partition(named: p.description, create: false)?.durableEnd ?? 0
+    }
+
+    /// First offset still stored in `p` (retention moves it forward).
+    public func startOffset(_ p: PartitionKey) -> UInt64 {
+        core.partition(named: p.description, create: false)?.state.withLock { $0.startOffset } ?? 0
+    }
+
+    /// Partitions holding durable records.
+    public func partitions() -> [PartitionKey] {
+        core.allPartitions.compactMap { p in
+            guard let key = p.key, p.state.withLock({ $0.durableEnd > 0 || $0.failure != nil }) else { return nil }
+            return key
+        }.sorted { $0.description < $1.description }
+    }
+
+    /// Where a durable idempotency key was stored, if it is inside the dedup window.
+    public func lookup(key: [UInt8]) -> IdempotencyEntry? {
+        let hash = core.hasher.hash(key)
+        guard let location = core.submission.withLock({ $0.keys.lookup(hash) }) else { return nil }
+        return (try? confirm(location, key: key).get()) ?? nil
+    }
+
+    // MARK: Consumer state
+
+    /// Records `offsets` of `p` as acknowledged; the completion runs once that is durable.
+    /// Offsets must be below `durableEndOffset(p)`.
+    public func acknowledge(_ p: PartitionKey, offsets: [UInt64],
+                            completion: @escaping @Sendable (Result<Void, LogStoreError>) -> Void) {
+        guard let partition = core.partition(named: p.description, create: false), partition.key != nil else {
+            return reject(.invalidOffset(partition: p.description, offset: offsets.first ?? 0), completion)
+        }
+        let end = partition.durableEnd
+        if let bad = offsets.first(where: { $0 >= end }) {
+            return reject(.invalidOffset(partition: p.description, offset: bad), completion)
+        }
+        if offsets.isEmpty {
+            core.sink.submit { completion(.success(())) }
+            return
+        }
+        if let error = enqueue(.ack(partition, offsets, completion)) { reject(error, completion) }
+    }
+
+    /// Journals the batch leased to `stream` (replacing its previous lease). Rides the next
+    /// commit group; nobody waits for it.
+    public func recordLease(_ p: PartitionKey, stream: UInt64, sequence: UInt64, offsets: [UInt64]) {
+        guard let partition = core.partition(named: p.description, create: false), partition.key != nil else { return }
+        _ = enqueue(.lease(partition, Lease(stream: stream, sequence: sequence, offsets: offsets)))
+    }
+
+    /// Journals that `stream` holds no lease any more.
+    public func releaseLease(_ p: PartitionKey, stream: UInt64) {
+        guard let partition = core.partition(named: p.description, create: false), partition.key != nil else { return }
+        _ = enqueue(.release(partition, stream: stream))
+    }
+
+    /// Durable consumer state of `p`: ack floor, acknowledged offsets above it, leases.
+    public func consumerState(_ p: PartitionKey) -> ConsumerState {
+        core.consumers.withLock { $0[p.description]?.state } ?? ConsumerState()
+    }
+
+    private func enqueue(_ op: WriteOp) -> LogStoreError? {
+        let config = core.config
+        let error: LogStoreError? = core.submission.withLock { s in
+            if s.closing { return .closed }
+            if let failure = s.failure { return failure }
+            if let failure = op.partition.failure { return .partitionFailed(partition: op.partition.name, reason: failure) }
+            if s.queuedBytes + op.bytes > config.queueBytesMax || s.queue.count >= config.queueOpsMax { return .overloaded }
+            s.queue.append(op)
+            s.queuedBytes += op.bytes
+            return nil
+        }
+        if error == nil { core.submission.broadcast() }
+        return error
+    }
+
+    // MARK: Quarantine
+
+    /// Appends a rejected message to the quarantine log (payload capped at
+    /// `quarantinePayloadBytesMax`); the completion gets its quarantine offset once durable.
+    public func quarantine(_ entry: QuarantineEntry, completion: @escaping @Sendable (Result<UInt64, LogStoreError>) -> Void) {
+        let (key, payload) = QuarantineCoding.encode(entry, payloadBytesMax: core.config.quarantinePayloadBytesMax)
+        let record = AppendRecord(key: key, id: ResourceID(high: 0, low: 0), payload: payload, timestampMs: entry.timeMs)
+        let partition = core.partition(named: StorePaths.quarantineName, create: true)!
+        let metrics = core.metrics
+        submit(partition, [record], hashes: [], verified: [:]) { result in
+            switch result {
+            case .success(let outcomes):
+                guard case .appended(let offset) = outcomes.first else { return completion(.failure(.invalidRecord("quarantine"))) }
+                metrics.quarantined.increment()
+                completion(.success(offset))
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// Quarantine entries from `offset` (for `rtpstream inspect` and tests).
+    public func quarantineEntries(from offset: UInt64, maxCount: Int) throws(LogStoreError) -> [QuarantineRecord] {
+        guard maxCount >= 1, let p = core.partition(named: StorePaths.quarantineName, create: false) else { return [] }
+        let records: [Record]
+        do {
+            records = try p.read(from: offset, maxRecords: maxCount, maxBytes: Int.max, indexIntervalBytes: core.config.indexIntervalBytes)
+        } catch {
+            noteReadFailure(error, partition: p.name)
+            throw error
+        }
+        return try records.map { (r) throws(LogStoreError) -> QuarantineRecord in
+            do { return try QuarantineCoding.decode(r) } catch {
+                throw LogStoreError.corruption(partition: p.name, offset: r.offset, detail: "\(error)")
+            }
+        }
+    }
+
+    /// Offsets of the quarantine log: first retained and next.
+    public func quarantineOffsets() -> (start: UInt64, end: UInt64) {
+        guard let p = core.partition(named: StorePaths.quarantineName, create: false) else { return (0, 0) }
+        return p.state.withLock { ($0.startOffset, $0.durableEnd) }
+    }
+
+    // MARK: Retention and lifecycle
+
+    /// Deletes expired segments and enforces the size caps (see `LogStoreConfig`). The server
+    /// calls it on a timer; it deletes files on the calling thread.
+    public func applyRetention(nowMs: Int64) -> RetentionReport {
+        Retention(core: core, nowMs: nowMs).apply()
+    }
+
+    /// Drains queued work, checkpoints (so the next open replays nothing), and stops the
+    /// threads. Further calls fail with `.closed`. Idempotent.
+    public func close() {
+        let first = closed.withLock { c in
+            defer { c = true }
+            return !c
+        }
+        guard first else { return }
+        core.submission.withLock { $0.closing = true }
+        core.submission.broadcast()
+        let running = threads.withLock { t in
+            defer { t = [] }
+            return t
+        }
+        if running.isEmpty {
+            pump()
+            pumpCheckpoint()
+            writer.finish()
+        } else {
+            for t in running { t.join() }
+        }
+    }
+
+    // MARK: Deterministic stepping (manual mode, for the simulation tests)
+
+    /// Commits every queued operation, in groups, and starts checkpoints as the writer would.
+    func pump() {
+        while case .ops(let ops) = writer.takeGroup(blocking: false) {
+            writer.commit(ops)
+            writer.maybeCheckpoint()
+        }
+    }
+
+    /// Runs the pending checkpoint, if any.
+    func pumpCheckpoint() {
+        let job: CheckpointJob? = core.checkpoints.withLock { s in
+            defer { s.job = nil }
+            return s.job
+        }
+        guard let job else { return }
+        checkpointer.run(job)
+        core.checkpoints.withLock { $0.inFlight = false }
+    }
+}

@@ -1,0 +1,67 @@
+import XCTest
+@testable import LogStore
+
+final class PureLogicTests: XCTestCase {
+    func testAckTrackerFoldsOutOfOrderAcksIntoTheFloor() {
+        var t = AckTracker()
+        t.acknowledge([2, 3])
+        XCTAssertEqual(t.state, ConsumerState(ackFloor: 0, ackedAboveFloor: [2, 3]))
+        t.acknowledge([0])
+        XCTAssertEqual(t.state.ackFloor, 1)
+        t.acknowledge([1])
+        XCTAssertEqual(t.state, ConsumerState(ackFloor: 4, ackedAboveFloor: []))
+        t.acknowledge([1, 2, 6])  // idempotent below the floor
+        XCTAssertEqual(t.state, ConsumerState(ackFloor: 4, ackedAboveFloor: [6]))
+        XCTAssertTrue(t.state.isAcknowledged(6))
+        XCTAssertFalse(t.state.isAcknowledged(5))
+    }
+
+    func testAckTrackerLeasesReplaceAndRelease() {
+        var t = AckTracker()
+        t.recordLease(Lease(stream: 9, sequence: 1, offsets: [0, 1]))
+        t.recordLease(Lease(stream: 2, sequence: 1, offsets: [2]))
+        t.recordLease(Lease(stream: 9, sequence: 2, offsets: [3]))
+        XCTAssertEqual(t.state.leases, [Lease(stream: 2, sequence: 1, offsets: [2]), Lease(stream: 9, sequence: 2, offsets: [3])])
+        t.releaseLease(stream: 2)
+        XCTAssertEqual(t.state.leases.map(\.stream), [9])
+        XCTAssertEqual(AckTracker(t.state), t)
+    }
+
+    func testIdempotencyIndexWindowAndCap() {
+        var index = IdempotencyIndex(entriesMax: 3)
+        let h = { (n: UInt64) in KeyHash(first: n, second: n) }
+        for i in 0..<3 { XCTAssertEqual(index.insert(h(UInt64(i)), .init(partition: 0, offset: UInt64(i), timestampMs: Int64(i) * 10)), 0) }
+        // The cap forgets the oldest key early.
+        XCTAssertEqual(index.insert(h(3), .init(partition: 0, offset: 3, timestampMs: 30)), 1)
+        XCTAssertNil(index.lookup(h(0)))
+        XCTAssertEqual(index.lookup(h(3))?.offset, 3)
+        // The window forgets keys older than the cutoff.
+        XCTAssertEqual(index.expire(before: 25), 2)
+        XCTAssertNil(index.lookup(h(2)))
+        XCTAssertEqual(index.count, 1)
+        // Re-inserting a key keeps it alive past its old queue entry.
+        index.insert(h(3), .init(partition: 0, offset: 9, timestampMs: 100))
+        XCTAssertEqual(index.expire(before: 50), 0)
+        XCTAssertEqual(index.lookup(h(3))?.offset, 9)
+    }
+
+    func testFIFOQueueCompactsAndKeepsOrder() {
+        var q = FIFOQueue<Int>()
+        for i in 0..<10_000 { q.append(i) }
+        for i in 0..<9_000 { XCTAssertEqual(q.removeFirst(), i) }
+        for i in 10_000..<10_010 { q.append(i) }
+        XCTAssertEqual(q.count, 1_010)
+        XCTAssertEqual(q.first, 9_000)
+    }
+
+    func testPartitionKeyValidationAndParsing() {
+        XCTAssertTrue(PartitionKey(region: "sp-1", ispb: "12345678").isValid)
+        XCTAssertFalse(PartitionKey(region: "SP", ispb: "12345678").isValid)
+        XCTAssertFalse(PartitionKey(region: "a", ispb: "1234567").isValid)
+        XCTAssertFalse(PartitionKey(region: "../x", ispb: "12345678").isValid)
+        XCTAssertEqual(PartitionKey("local:00000001"), PartitionKey(region: "local", ispb: "00000001"))
+        XCTAssertNil(PartitionKey("local:0000000x"))
+        XCTAssertEqual(ResourceID(bytes: ResourceID(high: 0x0102, low: 0xff).bytes), ResourceID(high: 0x0102, low: 0xff))
+        XCTAssertEqual(ResourceID(high: 1, low: 2).description, "00000000000000010000000000000002")
+    }
+}

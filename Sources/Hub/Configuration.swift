@@ -74,6 +74,15 @@ public struct HubConfiguration: Sendable {
     public var bodyBytesMax = 4 * 1024 * 1024
     public var connectionsMax = 10_000
     public var shutdownGraceSeconds = 10
+    public var redisTimeoutMs = 50
+    public var rateLimitPerSecond = 0
+    public var auditLogPath: String?
+    public var participantsFile: String?
+    public var decompressedBytesMax = 4 * 1024 * 1024
+    public var partitionBacklogMax = 1_000_000
+    public var workerThreads = 2
+    public var dedupWindowSeconds = 86_400
+    public var retentionHours = 168
     /// Serves GET /bench/fixed (a fixed 8 KiB body) on the API listener, for `make bench` only.
     public var benchFixedResponse = false
 
@@ -154,6 +163,24 @@ extension HubConfiguration {
             $0.connectionsMax = try int($1, 1...1_000_000) },
         .init(name: "shutdown-grace-seconds", kind: .value, help: "time in-flight requests get after SIGTERM") {
             $0.shutdownGraceSeconds = try int($1, 0...600) },
+        .init(name: "redis-timeout-ms", kind: .value, help: "deadline of every Redis command (then local fallback)") {
+            $0.redisTimeoutMs = try int($1, 5...5000) },
+        .init(name: "rate-limit-per-second", kind: .value, help: "pull requests per ISPB per second (sliding window in Redis); 0 = off") {
+            $0.rateLimitPerSecond = try int($1, 0...1_000_000) },
+        .init(name: "audit-log", kind: .value, help: "JSON-lines audit log of rejected messages (default <data-dir>/audit.jsonl)") {
+            $0.auditLogPath = try nonEmpty($1) },
+        .init(name: "participants", kind: .value, help: "participant directory: identifier (BIC, clearing member id) to ISPB") {
+            $0.participantsFile = try nonEmpty($1) },
+        .init(name: "decompressed-bytes-max", kind: .value, help: "largest body after gzip decoding") {
+            $0.decompressedBytesMax = try int($1, 1024...(256 << 20)) },
+        .init(name: "partition-backlog-max", kind: .value, help: "undelivered messages per recipient before sends get 429") {
+            $0.partitionBacklogMax = try int($1, 1...1_000_000_000) },
+        .init(name: "worker-threads", kind: .value, help: "threads for XML validation (libuv pool)") {
+            $0.workerThreads = try int($1, 1...64) },
+        .init(name: "dedup-window-seconds", kind: .value, help: "how long a (sender, message id) is remembered for idempotency") {
+            $0.dedupWindowSeconds = try int($1, 60...(90 * 86_400)) },
+        .init(name: "retention-hours", kind: .value, help: "fully acknowledged segments older than this are deleted") {
+            $0.retentionHours = try int($1, 1...(3650 * 24)) },
         .init(name: "bench-fixed-response", kind: .flag, help: "serve GET /bench/fixed (8 KiB) for benchmarks") {
             $0.benchFixedResponse = try bool($1) },
     ]

@@ -1,7 +1,10 @@
 import EventLoop
+import Foundation
 import Glibc
 import HTTP
 import HTTPServer
+import ISO20022
+import LogStore
 import Logging
 import Metrics
 import TLS
@@ -14,18 +17,20 @@ public final class Hub {
     private let loop: Loop
     private var api: HTTPServer?
     private var admin: HTTPServer?
+    private var services: HubServices?
+    private var executor: LoopExecutor?
+    private var store: LogStore?
     private var signals: [SignalWatcher] = []
     private var lagProbe: LoopLagProbe?
+    private var retentionTimer: LoopTimer?
     private var shuttingDown = false
     private var ready = false
-
-    /// Called on the loop thread once both listeners are bound (tests and `--print-ports`).
-    public var onListening: ((_ apiPort: Int, _ adminPort: Int) -> Void)?
 
     public init(config: HubConfiguration, logger: Logger) throws {
         self.config = config
         self.logger = logger
         MetricsExposition.bootstrap()
+        WorkQueue.configureThreadPool(threads: config.workerThreads)
         loop = try Loop()
     }
 
@@ -33,11 +38,50 @@ public final class Hub {
         if config.insecurePlaintext {
             logger.warning("API listener is PLAINTEXT (--insecure-plaintext): development only, no client authentication")
         }
-        let adminServer = HTTPServer(loop: loop, config: adminConfig(),
-                                     router: AdminRoutes.router { [unowned self] in readiness() }, logger: logger)
+        signal(SIGPIPE, SIG_IGN)
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         let tls = try config.makeTLSContext()
         if let tls { logger.notice("mutual TLS", metadata: ["context": "\(tls.summary)"]) }
-        let apiServer = HTTPServer(loop: loop, config: apiConfig(), router: apiRouter(), logger: logger, tls: tls)
+
+        // Validation first (cheap to fail), then storage recovery.
+        let registry: SchemaRegistry
+        do {
+            registry = config.schemas.isEmpty ? try SchemaRegistry.shipped() : try SchemaRegistry(schemaFiles: config.schemas)
+        } catch {
+            throw ConfigurationError("schema: \(error)")
+        }
+        let directory = try config.participantsFile.map { path in
+            do { return try ParticipantDirectory.load(path: path) } catch {
+                throw ConfigurationError("--participants: \(error)")
+            }
+        } ?? .empty
+        let validators = ThreadLocalValidators(registry: registry, directory: directory, hubISPB: config.hubISPB)
+        logger.notice("schema registry", metadata: ["namespaces": "\(registry.namespaces.joined(separator: " "))"])
+
+        let executor = LoopExecutor(loop: loop)
+        self.executor = executor
+        var storeConfig = LogStoreConfig()
+        storeConfig.dedupWindowMs = Int64(config.dedupWindowSeconds) * 1000
+        storeConfig.retentionAgeMs = Int64(config.retentionHours) * 3_600_000
+        storeConfig.payloadBytesMax = max(config.decompressedBytesMax, storeConfig.quarantinePayloadBytesMax + 8192)
+        let t0 = Loop.hrtimeNs
+        let store: LogStore
+        do {
+            store = try LogStore.open(directory: "\(config.dataDir)/log", config: storeConfig, completions: executor,
+                                      logger: logger)
+        } catch {
+            throw ConfigurationError("storage: \(error)")
+        }
+        self.store = store
+        logger.notice("storage open", metadata: ["partitions": "\(store.partitions().count)",
+                                                 "ms": "\((Loop.hrtimeNs - t0) / 1_000_000)"])
+        let services = try HubServices(config: config, loop: loop, executor: executor, logger: logger, store: store,
+                                       validators: validators, mutualTLS: tls != nil)
+        self.services = services
+
+        let adminServer = HTTPServer(loop: loop, config: adminConfig(),
+                                     router: AdminRoutes.router { [unowned self] in readiness() }, logger: logger)
+        let apiServer = HTTPServer(loop: loop, config: apiConfig(), router: apiRouter(services), logger: logger, tls: tls)
         do {
             try adminServer.start()
             try apiServer.start()
@@ -48,6 +92,7 @@ public final class Hub {
         api = apiServer
         let lagGauge = Gauge(label: "rtpstream_event_loop_lag_seconds")
         lagProbe = LoopLagProbe(loop: loop) { lagNs in lagGauge.record(Double(lagNs) / 1e9) }
+        startRetention(store)
         for sig in [SIGTERM, SIGINT] {
             signals.append(try SignalWatcher(loop: loop, signal: sig) { [unowned self] s in beginShutdown(signal: s) })
         }
@@ -56,12 +101,17 @@ public final class Hub {
         logger.notice("rtpstream serving", metadata: [
             "api": "\(config.listen.host):\(apiServer.port)", "admin": "\(config.adminListen.host):\(adminServer.port)",
             "region": "\(config.region)"])
-        onListening?(apiServer.port, adminServer.port)
         loop.run()
+
         signals.removeAll()
         lagProbe = nil
+        retentionTimer = nil
         api = nil
         admin = nil
+        services.close()
+        self.services = nil
+        store.close()
+        executor.close()
         loop.close()
         logger.notice("rtpstream stopped cleanly")
     }
@@ -95,10 +145,34 @@ public final class Hub {
         return c
     }
 
-    private func apiRouter() -> Router<RouteHandler> {
+    private func apiRouter(_ services: HubServices) -> Router<RouteHandler> {
         var router = Router<RouteHandler>()
+        let send = services.send!
+        let pull = services.pull!
+        router.add(.post, "/api/v1/in/{ispb}/msgs", RouteHandler(name: "send") { send.handle($0) })
+        router.add(.get, "/api/v1/out/{ispb}/stream/start", RouteHandler(name: "pull_start") { pull.start($0) })
+        router.add(.get, "/api/v1/out/{ispb}/stream/{token}", RouteHandler(name: "pull_next") { pull.next($0) })
+        router.add(.delete, "/api/v1/out/{ispb}/stream/{token}", RouteHandler(name: "pull_delete") { pull.delete($0) })
         if config.benchFixedResponse { BenchRoutes.add(to: &router) }
         return router
+    }
+
+    /// Retention runs on a worker thread once a minute (it deletes files).
+    private func startRetention(_ store: LogStore) {
+        let timer = LoopTimer(loop: loop)
+        timer.unref()
+        let logger = self.logger
+        timer.start(afterMs: 60_000, repeatMs: 60_000) { [unowned self] in
+            let services = self.services
+            WorkQueue.run(on: loop, { store.applyRetention(nowMs: Int64(Date().timeIntervalSince1970 * 1000)) }) { report in
+                if report.segmentsDeleted > 0 {
+                    logger.info("retention", metadata: ["segments": "\(report.segmentsDeleted)", "bytes": "\(report.bytesDeleted)",
+                                                        "unacknowledgedDropped": "\(report.unacknowledgedRecordsDropped)"])
+                }
+                _ = services
+            }
+        }
+        retentionTimer = timer
     }
 
     /// SIGHUP: rebuild the TLS context from the same files (certificate, key, CA bundle, CRL).
@@ -118,11 +192,14 @@ public final class Hub {
         }
     }
 
-    /// SIGTERM/SIGINT: stop accepting, finish in-flight requests, then stop the loop.
+    /// SIGTERM/SIGINT: stop accepting, answer long polls, finish in-flight requests (their
+    /// acknowledgements and appends are durable before they answer), then stop the loop;
+    /// `run` then closes Redis and the store (flushing its journal).
     private func beginShutdown(signal: Int32) {
         guard !shuttingDown else { return }
         shuttingDown = true
         logger.notice("shutdown requested", metadata: ["signal": "\(signal)"])
+        services?.pull.drain()
         api?.beginShutdown { [unowned self] in
             admin?.beginShutdown { [unowned self] in
                 loop.stop()

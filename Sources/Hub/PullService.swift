@@ -263,24 +263,29 @@ final class PullService {
         let offsets = s.consumers.batchToAcknowledge(id: stream)
         guard !offsets.isEmpty else { return then() }
         s.consumers.setBusy(id: stream, true, nowMs: services.loop.nowMs)
-        let box = LoopBound((ctx, then))
-        services.store.acknowledge(s.key, offsets: offsets) { [self] result in
-            let (ctx, then) = box.value
-            let now = services.loop.nowMs
-            switch result {
-            case .success:
-                s.consumers.acknowledged(id: stream, offsets: offsets)
-                s.consumers.setBusy(id: stream, false, nowMs: now)
-                metrics.acknowledged.increment(by: offsets.count)
-                guard !ctx.isCancelled else { return }
-                then()
-            case .failure(let error):
-                s.consumers.setBusy(id: stream, false, nowMs: now)
-                services.logger.error("acknowledgement failed", metadata: ["partition": "\(s.key)", "error": "\(error)"])
-                guard !ctx.isCancelled else { return }
-                ctx.respond(problem: Problem(.storageUnavailable, detail: "the acknowledgement could not be stored durably"),
-                            headers: [HTTPHeader("Retry-After", "1")])
-            }
+        let box = LoopBound((self, s, ctx, then))
+        services.store.acknowledge(s.key, offsets: offsets) { result in
+            let (me, s, ctx, then) = box.value
+            me.acknowledgeCompleted(s, stream: stream, offsets: offsets, ctx: ctx, result: result, then: then)
+        }
+    }
+
+    private func acknowledgeCompleted(_ s: PartitionState, stream: UInt64, offsets: [UInt64], ctx: RequestContext,
+                                      result: Result<Void, LogStoreError>, then: () -> Void) {
+        let now = services.loop.nowMs
+        switch result {
+        case .success:
+            s.consumers.acknowledged(id: stream, offsets: offsets)
+            s.consumers.setBusy(id: stream, false, nowMs: now)
+            metrics.acknowledged.increment(by: offsets.count)
+            guard !ctx.isCancelled else { return }
+            then()
+        case .failure(let error):
+            s.consumers.setBusy(id: stream, false, nowMs: now)
+            services.logger.error("acknowledgement failed", metadata: ["partition": "\(s.key)", "error": "\(error)"])
+            guard !ctx.isCancelled else { return }
+            ctx.respond(problem: Problem(.storageUnavailable, detail: "the acknowledgement could not be stored durably"),
+                        headers: [HTTPHeader("Retry-After", "1")])
         }
     }
 

@@ -179,37 +179,42 @@ final class SendRoute {
         }
         let batch = PendingSend(ctx: ctx, results: results, pending: groups.count, multipart: multipart)
         if batch.pending == 0 { return respond(batch) }
-        let box = LoopBound(batch)
+        let box = LoopBound((self, batch))
         for (partition, entries) in groups {
             let records = entries.map(\.record)
             let indexes = entries.map(\.index)
-            services.store.append(partition, records) { [self] result in
+            services.store.append(partition, records) { result in
                 // Runs on the loop: the store's completion sink is the loop's executor.
-                let batch = box.value
-                switch result {
-                case .success(let outcomes):
-                    for (i, (index, outcome)) in zip(indexes, outcomes).enumerated() {
-                        switch outcome {
-                        case .appended:
-                            acceptedCounter.increment()
-                            batch.results[index] = .stored(records[i].id, duplicate: false)
-                        case .duplicate(_, _, let id):
-                            duplicateCounter.increment()
-                            batch.results[index] = .stored(id, duplicate: true)
-                        }
-                    }
-                    services.pull.appended(partition: partition)
-                case .failure(let error):
-                    let p = Self.problem(for: error)
-                    if p.type == .storageUnavailable {
-                        services.logger.error("append failed", metadata: ["partition": "\(partition)", "error": "\(error)"])
-                    }
-                    for index in indexes { batch.results[index] = .rejected(p) }
-                }
-                batch.pending -= 1
-                if batch.pending == 0 { respond(batch) }
+                let (route, batch) = box.value
+                route.appendCompleted(batch, partition: partition, records: records, indexes: indexes, result: result)
             }
         }
+    }
+
+    private func appendCompleted(_ batch: PendingSend, partition: PartitionKey, records: [AppendRecord], indexes: [Int],
+                                 result: Result<[AppendOutcome], LogStoreError>) {
+        switch result {
+        case .success(let outcomes):
+            for (i, (index, outcome)) in zip(indexes, outcomes).enumerated() {
+                switch outcome {
+                case .appended:
+                    acceptedCounter.increment()
+                    batch.results[index] = .stored(records[i].id, duplicate: false)
+                case .duplicate(_, _, let id):
+                    duplicateCounter.increment()
+                    batch.results[index] = .stored(id, duplicate: true)
+                }
+            }
+            services.pull.appended(partition: partition)
+        case .failure(let error):
+            let p = Self.problem(for: error)
+            if p.type == .storageUnavailable {
+                services.logger.error("append failed", metadata: ["partition": "\(partition)", "error": "\(error)"])
+            }
+            for index in indexes { batch.results[index] = .rejected(p) }
+        }
+        batch.pending -= 1
+        if batch.pending == 0 { respond(batch) }
     }
 
     /// One request's parts while their appends are in flight (loop thread only).

@@ -42,6 +42,15 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("body-bytes-max"), help: "Largest request body (default 4194304).") var bodyBytesMax: String?
     @Option(name: .customLong("connections-max"), help: "Open API connections at most (default 10000).") var connectionsMax: String?
     @Option(name: .customLong("shutdown-grace-seconds"), help: "In-flight time after SIGTERM (default 10).") var shutdownGraceSeconds: String?
+    @Option(name: .customLong("redis-timeout-ms"), help: "Deadline of every Redis command (default 50).") var redisTimeoutMs: String?
+    @Option(name: .customLong("rate-limit-per-second"), help: "Pull requests per ISPB per second; 0 = off (default).") var rateLimitPerSecond: String?
+    @Option(name: .customLong("audit-log"), help: "Audit log of rejected messages (default <data-dir>/audit.jsonl).") var auditLog: String?
+    @Option(help: "Participant directory file (identifier ISPB per line).") var participants: String?
+    @Option(name: .customLong("decompressed-bytes-max"), help: "Largest body after gzip decoding (default 4194304).") var decompressedBytesMax: String?
+    @Option(name: .customLong("partition-backlog-max"), help: "Undelivered messages per recipient before 429 (default 1000000).") var partitionBacklogMax: String?
+    @Option(name: .customLong("worker-threads"), help: "XML validation threads (default 2).") var workerThreads: String?
+    @Option(name: .customLong("dedup-window-seconds"), help: "Idempotency memory (default 86400).") var dedupWindowSeconds: String?
+    @Option(name: .customLong("retention-hours"), help: "Age retention of acknowledged segments (default 168).") var retentionHours: String?
     @Flag(name: .customLong("bench-fixed-response"), help: "Serve GET /bench/fixed (8 KiB) for benchmarks.") var benchFixedResponse = false
 
     /// Flags given on the command line, by option name, in the order of the option table.
@@ -77,6 +86,15 @@ struct Serve: ParsableCommand {
         add("body-bytes-max", bodyBytesMax)
         add("connections-max", connectionsMax)
         add("shutdown-grace-seconds", shutdownGraceSeconds)
+        add("redis-timeout-ms", redisTimeoutMs)
+        add("rate-limit-per-second", rateLimitPerSecond)
+        add("audit-log", auditLog)
+        add("participants", participants)
+        add("decompressed-bytes-max", decompressedBytesMax)
+        add("partition-backlog-max", partitionBacklogMax)
+        add("worker-threads", workerThreads)
+        add("dedup-window-seconds", dedupWindowSeconds)
+        add("retention-hours", retentionHours)
         if benchFixedResponse { add("bench-fixed-response", "true") }
         return out
     }

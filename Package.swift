@@ -98,9 +98,10 @@ let package = Package(
 
         // ---- fuzz harnesses (libFuzzer when built with -sanitize=fuzzer -DFUZZING;
         //      otherwise a replay tool that runs the harness over corpus files) ----
-        .executableTarget(name: "fuzz-http", dependencies: ["HTTP"],
+        .target(name: "FuzzDriver", path: "Tests/Fuzz/Driver", swiftSettings: strict),
+        .executableTarget(name: "fuzz-http", dependencies: ["HTTP", "FuzzDriver"],
                           path: "Tests/Fuzz/HTTP", exclude: ["corpus"], swiftSettings: strict),
-        .executableTarget(name: "fuzz-multipart", dependencies: ["HTTP"],
+        .executableTarget(name: "fuzz-multipart", dependencies: ["HTTP", "FuzzDriver"],
                           path: "Tests/Fuzz/Multipart", exclude: ["corpus"], swiftSettings: strict),
 
         // ---- tests ----

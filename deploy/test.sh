@@ -8,7 +8,8 @@ bash deploy/deps.sh build
 swift build --build-tests
 swift test --skip-build "$@"
 # The fuzz harnesses' seed corpora, replayed by the same code the fuzzers run.
-for f in Tests/Fuzz/*/; do
+for f in Tests/Fuzz/*/corpus; do
+  f="$(dirname "$f")"
   name="fuzz-$(basename "$f" | tr 'A-Z' 'a-z')"
   "$(swift build --show-bin-path)/$name" "$f/corpus"
 done

@@ -58,16 +58,7 @@ enum FuzzHTTPTarget {
     }
 }
 
-#if FUZZING
-import Glibc
-
-// SwiftPM renames an executable's entry point, so libFuzzer's own main() is not used; ours
-// hands control to libFuzzer's driver with the harness as callback.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+import FuzzDriver
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHTTPOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
@@ -78,31 +69,6 @@ public func fuzzHTTPOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 @main
 struct FuzzHTTPMain {
     static func main() {
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzHTTPOne))
+        FuzzDriver.main(testOneInput: fuzzHTTPOne) { FuzzHTTPTarget.run($0) }
     }
 }
-#else
-import Foundation
-
-@main
-struct FuzzHTTPReplay {
-    static func main() {
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { continue }
-            let files = isDir.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 }
-                : [path]
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { continue }
-                data.withUnsafeBytes { FuzzHTTPTarget.run($0) }
-                count += 1
-            }
-        }
-        print("replayed \(count) inputs")
-    }
-}
-#endif

@@ -30,14 +30,7 @@ enum FuzzMultipartTarget {
     }
 }
 
-#if FUZZING
-import Glibc
-
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+import FuzzDriver
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzMultipartOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
@@ -48,31 +41,6 @@ public func fuzzMultipartOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int3
 @main
 struct FuzzMultipartMain {
     static func main() {
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzMultipartOne))
+        FuzzDriver.main(testOneInput: fuzzMultipartOne) { FuzzMultipartTarget.run($0) }
     }
 }
-#else
-import Foundation
-
-@main
-struct FuzzMultipartReplay {
-    static func main() {
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { continue }
-            let files = isDir.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 }
-                : [path]
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { continue }
-                data.withUnsafeBytes { FuzzMultipartTarget.run($0) }
-                count += 1
-            }
-        }
-        print("replayed \(count) inputs")
-    }
-}
-#endif

@@ -16,6 +16,10 @@ final class SendRoute {
     static let partsMax = 10
 
     private let services: HubServices
+    /// Messages admitted per recipient ISPB whose appends have not completed: counted with the
+    /// stored backlog against `--partition-backlog-max`, so that concurrent requests (and the
+    /// parts of one request) cannot overshoot it.
+    private var admittedInFlight: [String: Int] = [:]
     private var rejectedCounters: [String: Counter] = [:]
     private let acceptedCounter = Counter(label: "rtpstream_send_messages_total", dimensions: [("outcome", "stored")])
     private let duplicateCounter = Counter(label: "rtpstream_send_messages_total", dimensions: [("outcome", "duplicate")])
@@ -168,10 +172,12 @@ final class SendRoute {
                     continue
                 }
                 let partition = PartitionKey(region: services.config.region, ispb: info.recipientISPB)
-                if services.pull.backlog(of: info.recipientISPB) >= UInt64(services.config.partitionBacklogMax) {
+                let admitted = admittedInFlight[info.recipientISPB, default: 0]
+                if services.pull.backlog(of: info.recipientISPB) + UInt64(admitted) >= UInt64(services.config.partitionBacklogMax) {
                     results[i] = .rejected(Problem(.backlogFull, detail: "recipient \(info.recipientISPB) has too many undelivered messages"))
                     continue
                 }
+                admittedInFlight[info.recipientISPB] = admitted + 1
                 let record = AppendRecord(key: Array("\(info.senderISPB)/\(info.messageId)".utf8),
                                           id: services.ids.make(), payload: part.bytes, timestampMs: nowMs)
                 groups[partition, default: []].append((i, record))
@@ -193,6 +199,9 @@ final class SendRoute {
 
     private func appendCompleted(_ batch: PendingSend, partition: PartitionKey, records: [AppendRecord], indexes: [Int],
                                  result: Result<[AppendOutcome], LogStoreError>) {
+        let left = admittedInFlight[partition.ispb, default: 0] - records.count
+        assert(left >= 0, "admitted count of \(partition.ispb) went negative")
+        admittedInFlight[partition.ispb] = left > 0 ? left : nil
         switch result {
         case .success(let outcomes):
             for (i, (index, outcome)) in zip(indexes, outcomes).enumerated() {
@@ -276,7 +285,7 @@ final class SendRoute {
         let status = statuses.count == 1 ? statuses.first! : 207
         let (chunks, contentType) = Multipart.build(parts: parts, boundary: "rtp-parts-\(services.boundaryToken())")
         var headers = [HTTPHeader("Content-Type", contentType)]
-        if status == 429 { headers.append(HTTPHeader("Retry-After", "1")) }
+        if statuses.contains(429) { headers.append(HTTPHeader("Retry-After", "1")) }
         ctx.respond(HTTPResponse(status: status, headers: headers, body: chunks))
     }
 

@@ -139,6 +139,7 @@ final class SendDurabilityTests: XCTestCase {
         let mixed = try SendSupport.post(client, Self.sender, m.body, headers: m.headers)
         XCTAssertEqual(mixed.status, 207, "another recipient is not held back")
         XCTAssertEqual(try XCTUnwrap(try mixed.multipartParts()).map { $0.header("pi-part-status") }, ["429", "201"])
+        XCTAssertNotNil(mixed.header("Retry-After"), "a 207 with refused parts says when to retry them")
         let allFull = SendSupport.multipart([make(7), make(8)])
         let full = try SendSupport.post(client, Self.sender, allFull.body, headers: allFull.headers)
         XCTAssertEqual(full.status, 429)
@@ -149,5 +150,42 @@ final class SendDurabilityTests: XCTestCase {
         XCTAssertEqual(try SendSupport.pullAll(hub, Self.recipient).count, 3)
         XCTAssertEqual(try SendSupport.post(client, Self.sender, make(4)).status, 201)
         XCTAssertEqual(try SendSupport.pullAll(hub, Self.recipient).count, 1)
+
+        // The parts of one request count against the limit as they are admitted.
+        let five = SendSupport.multipart((10...14).map { make($0) })
+        let partly = try SendSupport.post(client, Self.sender, five.body, headers: five.headers)
+        XCTAssertEqual(partly.status, 207)
+        XCTAssertEqual(try XCTUnwrap(try partly.multipartParts()).map { $0.header("pi-part-status") }, ["201", "201", "201", "429", "429"])
+        XCTAssertEqual(try SendSupport.pullAll(hub, Self.recipient).count, 3)
+    }
+
+    func testConcurrentSendersCannotOvershootTheBacklogLimit() throws {
+        let limit = 20
+        let hub = try HubHarness(arguments: ["--long-poll-seconds", "0", "--partition-backlog-max", "\(limit)"])
+        let context = try TestCertificates.client(Self.sender)
+        let port = hub.apiPort
+        let stored = Acknowledged()
+        let done = DispatchGroup()
+        for t in 0..<4 {
+            done.enter()
+            Thread.detachNewThread {
+                defer { done.leave() }
+                let generator = Pacs008Generator(runTag: "OVERSHT\(t)", addressing: .direct)
+                let client = HTTPClient(endpoint: HTTPEndpoint(tls: true, host: "127.0.0.1", port: port), tls: context, timeoutMs: 10_000)
+                for batch in 0..<3 {
+                    let parts = (1...10).map { generator.make(sender: Self.sender, recipient: Self.recipient, sequence: UInt64(batch * 10 + $0)) }
+                    let m = SendSupport.multipart(parts)
+                    guard let r = try? client.perform(HTTPClientRequest(method: "POST", path: SendSupport.sendPath(Self.sender), headers: m.headers, body: m.body)),
+                          let answer = try? r.multipartParts() else { return stored.fail("request failed") }
+                    for (i, part) in answer.enumerated() where part.header("pi-part-status") == "201" {
+                        stored.record(UInt64(t * 1000 + batch * 10 + i), part.header("pi-resourceid") ?? "")
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(stored.errors, [])
+        XCTAssertEqual(stored.count, limit, "120 messages offered concurrently, exactly the limit admitted")
+        XCTAssertEqual(try SendSupport.pullAll(hub, Self.recipient).count, limit)
     }
 }

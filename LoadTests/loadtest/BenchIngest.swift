@@ -18,7 +18,8 @@ struct BenchIngest: ParsableCommand {
 
     @Option(help: "Seconds per measurement round.") var duration = 10
     @Option(help: "Rounds per side (alternating; the median is reported).") var rounds = 3
-    @Option(help: "Concurrent keep-alive connections (one blocking client thread each).") var connections = 32
+    @Option(help: "Concurrent keep-alive connections (one blocking client thread each); enough to cover fdatasync latency.")
+    var connections = 128
     @Option(help: "Sender ISPBs (each with its client certificate); connections are spread over them.") var senders = 4
     @Option(help: "Recipient ISPBs (partitions) the messages are spread over.") var recipients = 4
     @Option(help: "Threads of the libxml2 baseline.") var baselineThreads = 2
@@ -78,18 +79,20 @@ struct BenchIngest: ParsableCommand {
         // Warm-up: connections, TLS sessions, validation contexts, the store's files.
         _ = try runHub(plans, seconds: 2, hubPID: hub.process.processIdentifier)
         var baselineRates: [Double] = []
+        var baselinePerCPU: [Double] = []
         var hubRates: [Double] = []
+        var hubPerCPU: [Double] = []
         var hubCPU: [Double] = []
-        var stored = 0
         for round in 1...rounds {
             let base = try runBaseline(registry: registry, bodies: bodies, threads: baselineThreads, seconds: Double(duration))
-            baselineRates.append(base)
+            baselineRates.append(base.rate)
+            baselinePerCPU.append(Double(base.count) / max(base.cpuSeconds, 0.001))
             let h = try runHub(plans, seconds: Double(duration), hubPID: hub.process.processIdentifier)
             hubRates.append(h.rate)
             hubCPU.append(h.hubCPUSeconds)
-            stored += h.stored
-            print(String(format: "round %d: libxml2 %.0f msg/s, rtpstream %.0f msg/s (hub CPU %.1f s of %d s, %.0f msg per hub CPU-second)",
-                         round, base, h.rate, h.hubCPUSeconds, duration, Double(h.stored) / max(h.hubCPUSeconds, 0.001)))
+            hubPerCPU.append(Double(h.stored) / max(h.hubCPUSeconds, 0.001))
+            print(String(format: "round %d: libxml2 %.0f msg/s (%.1f CPU-s, %.0f msg/CPU-s) | rtpstream %.0f msg/s (hub %.1f CPU-s, %.0f msg/CPU-s; load generator %.1f CPU-s)",
+                         round, base.rate, base.cpuSeconds, baselinePerCPU.last!, h.rate, h.hubCPUSeconds, hubPerCPU.last!, h.loadCPUSeconds))
         }
         for p in plans { p.close() }
         hub.stop()
@@ -106,16 +109,21 @@ struct BenchIngest: ParsableCommand {
         let h = median(hubRates)
         print(String(format: "libxml2    %10.0f msg/s (median of %d, parse+validate, %d threads)", b, rounds, baselineThreads))
         print(String(format: "rtpstream  %10.0f msg/s (median of %d, validated + deduplicated + fdatasync'd, 201)", h, rounds))
-        print(String(format: "ratio      %10.2f  (target >= 0.70); store check: %llu records = %d acknowledged sends", h / b, records, acknowledged))
+        print(String(format: "ratio      %10.2f  (target >= 0.70); per CPU-second %.2f (%.0f vs %.0f msg/CPU-s)",
+                     h / b, median(hubPerCPU) / median(baselinePerCPU), median(hubPerCPU), median(baselinePerCPU)))
+        print("store check: \(records) records = \(acknowledged) acknowledged sends")
         try writeSummary(["benchmark": "ingest", "connections": connections, "durationSeconds": duration,
                           "messageBytes": messageBytes, "libxml2Rate": baselineRates, "rtpstreamRate": hubRates,
-                          "hubCPUSeconds": hubCPU, "ratio": h / b, "storedRecords": records],
+                          "hubCPUSeconds": hubCPU, "libxml2PerCPUSecond": baselinePerCPU, "rtpstreamPerCPUSecond": hubPerCPU,
+                          "ratio": h / b, "storedRecords": records],
                          to: output, name: "bench-ingest.json")
     }
 
-    /// Parses and validates `bodies` round-robin on `threads` threads for `seconds`; messages/s.
-    func runBaseline(registry: SchemaRegistry, bodies: [[UInt8]], threads: Int, seconds: Double) throws -> Double {
+    /// Parses and validates `bodies` round-robin on `threads` threads for `seconds`; messages/s
+    /// and the CPU seconds the threads used.
+    func runBaseline(registry: SchemaRegistry, bodies: [[UInt8]], threads: Int, seconds: Double) throws -> (rate: Double, cpuSeconds: Double, count: Int) {
         let counts = Mutex([Int](repeating: 0, count: threads))
+        let cpu = Mutex(0.0)
         let failures = Mutex(0)
         let start = Clock.now
         let end = start + seconds
@@ -128,6 +136,7 @@ struct BenchIngest: ParsableCommand {
                     failures.withLock { $0 += 1 }
                     return
                 }
+                let cpu0 = Clock.threadCPU
                 var n = 0
                 var i = t
                 while n % 64 != 0 || Clock.now < end {
@@ -137,17 +146,21 @@ struct BenchIngest: ParsableCommand {
                     i += 1
                 }
                 counts.withLock { $0[t] = n }
+                cpu.withLock { $0 += Clock.threadCPU - cpu0 }
             }
         }
         group.wait()
         let elapsed = Clock.now - start
         guard failures.withLock({ $0 }) == 0 else { throw LoadTestError("libxml2 baseline rejected a generated message") }
-        return Double(counts.withLock { $0.reduce(0, +) }) / elapsed
+        let count = counts.withLock { $0.reduce(0, +) }
+        return (Double(count) / elapsed, cpu.withLock { $0 }, count)
     }
 
     /// Sends on every connection for `seconds`; 201s per second and the hub's CPU time.
-    func runHub(_ plans: [ConnectionPlan], seconds: Double, hubPID: Int32) throws -> (rate: Double, stored: Int, hubCPUSeconds: Double) {
+    func runHub(_ plans: [ConnectionPlan], seconds: Double, hubPID: Int32) throws
+        -> (rate: Double, stored: Int, hubCPUSeconds: Double, loadCPUSeconds: Double) {
         let cpu0 = processCPUSeconds(hubPID)
+        let load0 = Clock.processCPU
         let start = Clock.now
         let end = start + seconds
         let group = DispatchGroup()
@@ -161,9 +174,10 @@ struct BenchIngest: ParsableCommand {
         group.wait()
         let elapsed = Clock.now - start
         let cpu = processCPUSeconds(hubPID) - cpu0
+        let load = Clock.processCPU - load0
         if let failure = plans.compactMap(\.failure).first { throw LoadTestError("send failed: \(failure)") }
         let stored = plans.reduce(0) { $0 + $1.takeRoundCount() }
-        return (Double(stored) / elapsed, stored, cpu)
+        return (Double(stored) / elapsed, stored, cpu, load)
     }
 
     /// utime + stime of a process, from /proc/<pid>/stat.
@@ -178,9 +192,15 @@ struct BenchIngest: ParsableCommand {
 
 /// Monotonic seconds.
 enum Clock {
-    static var now: Double {
+    static var now: Double { read(CLOCK_MONOTONIC) }
+    /// CPU seconds of the calling thread.
+    static var threadCPU: Double { read(CLOCK_THREAD_CPUTIME_ID) }
+    /// CPU seconds of this process.
+    static var processCPU: Double { read(CLOCK_PROCESS_CPUTIME_ID) }
+
+    private static func read(_ clock: clockid_t) -> Double {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
+        clock_gettime(clock, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -81,6 +81,9 @@ final class SendRoute {
     }
 
     static func form(contentType: String?) -> Result<Form, Problem> {
+        // The two spellings nearly every client sends, without parsing (this runs per request
+        // on the loop thread).
+        if contentType == "application/xml" || contentType == "application/xml; charset=utf-8" { return .success(.single) }
         guard let contentType, let media = MediaType(contentType) else {
             return .failure(Problem(.unsupportedMediaType, detail: "Content-Type must be application/xml or multipart/mixed"))
         }
@@ -178,7 +181,7 @@ final class SendRoute {
                     continue
                 }
                 admittedInFlight[info.recipientISPB] = admitted + 1
-                let record = AppendRecord(key: Array("\(info.senderISPB)/\(info.messageId)".utf8),
+                let record = AppendRecord(key: Self.idempotencyKey(sender: info.senderISPB, messageId: info.messageId),
                                           id: services.ids.make(), payload: part.bytes, timestampMs: nowMs)
                 groups[partition, default: []].append((i, record))
             }
@@ -263,7 +266,7 @@ final class SendRoute {
         if !batch.multipart, let only = results.first {
             switch only {
             case .stored(let id, _):
-                ctx.respond(HTTPResponse(status: 201, headers: [HTTPHeader("PI-ResourceId", id.description)]))
+                ctx.respond(HTTPResponse(status: 201, headers: [HTTPHeader("PI-ResourceId", Self.hex(id))]))
             case .rejected(let p):
                 ctx.respond(problem: p, headers: Self.retryAfter(p))
             }
@@ -275,7 +278,7 @@ final class SendRoute {
             switch r {
             case .stored(let id, _):
                 statuses.insert(201)
-                parts.append(([HTTPHeader("PI-Part-Status", "201"), HTTPHeader("PI-ResourceId", id.description)], []))
+                parts.append(([HTTPHeader("PI-Part-Status", "201"), HTTPHeader("PI-ResourceId", Self.hex(id))], []))
             case .rejected(let p):
                 statuses.insert(p.status)
                 parts.append(([HTTPHeader("Content-Type", Problem.contentType), HTTPHeader("PI-Part-Status", String(p.status))],
@@ -287,6 +290,31 @@ final class SendRoute {
         var headers = [HTTPHeader("Content-Type", contentType)]
         if statuses.contains(429) { headers.append(HTTPHeader("Retry-After", "1")) }
         ctx.respond(HTTPResponse(status: status, headers: headers, body: chunks))
+    }
+
+    /// The store's idempotency key: "<sender ISPB>/<message id>".
+    static func idempotencyKey(sender: String, messageId: String) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(sender.utf8.count + 1 + messageId.utf8.count)
+        key.append(contentsOf: sender.utf8)
+        key.append(UInt8(ascii: "/"))
+        key.append(contentsOf: messageId.utf8)
+        return key
+    }
+
+    /// `PI-ResourceId`: the id as 32 lower-case hex digits (`ResourceID.description`, without
+    /// its two intermediate strings; this runs per stored message on the loop thread).
+    static func hex(_ id: ResourceID) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            digits.withUTF8Buffer { d in
+                for i in 0..<16 {
+                    buffer[i] = d[Int(truncatingIfNeeded: id.high >> (60 - 4 * UInt64(i))) & 15]
+                    buffer[16 + i] = d[Int(truncatingIfNeeded: id.low >> (60 - 4 * UInt64(i))) & 15]
+                }
+            }
+            return 32
+        }
     }
 
     static func retryAfter(_ p: Problem) -> [HTTPHeader] {

@@ -22,6 +22,8 @@ struct BenchIngest: ParsableCommand {
     var connections = 128
     @Option(help: "Sender ISPBs (each with its client certificate); connections are spread over them.") var senders = 4
     @Option(help: "Recipient ISPBs (partitions) the messages are spread over.") var recipients = 4
+    @Option(name: .customLong("messages-per-request"), help: "Messages per request: 1 (application/xml) or up to 10 (multipart/mixed).")
+    var messagesPerRequest = 1
     @Option(help: "Threads of the libxml2 baseline.") var baselineThreads = 2
     @Option(help: "rtpstream --worker-threads (validation threads).") var workerThreads = 2
     @Option(help: "Directory for the JSON summary.") var output: String?
@@ -30,7 +32,10 @@ struct BenchIngest: ParsableCommand {
     static let hubISPB = "99999010"
 
     func run() throws {
-        precondition(duration >= 1 && rounds >= 1 && connections >= 1 && (1...9).contains(senders) && (1...9).contains(recipients))
+        guard duration >= 1, rounds >= 1, connections >= 1, (1...9).contains(senders), (1...9).contains(recipients),
+              (1...10).contains(messagesPerRequest) else {
+            throw ValidationError("duration, rounds, connections >= 1; senders and recipients 1...9; messages-per-request 1...10")
+        }
         let redisServer = try which("redis-server")
         let rtpstream = try siblingExecutable("rtpstream")
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("rtpstream-bench-ingest-\(getpid())")
@@ -68,13 +73,13 @@ struct BenchIngest: ParsableCommand {
                 certPath: "\(certs)/client-\(sender).pem", keyPath: "\(certs)/client-\(sender)-key.pem",
                 caPath: "\(certs)/ca.pem", serverName: "127.0.0.1"))
             return try ConnectionPlan(generator: generator, sender: sender, recipient: recipientISPBs[c % recipientISPBs.count],
-                                      connection: c, port: apiPort, tls: context)
+                                      connection: c, messagesPerRequest: messagesPerRequest, port: apiPort, tls: context)
         }
         let messageBytes = plans[0].bodyBytes
         let registry = try SchemaRegistry.shipped()
         let bodies = plans.prefix(8).map(\.body)
 
-        print("ingest: \(connections) connections, \(senders) senders, \(recipients) recipients, \(messageBytes)-byte SPI pacs.008, "
+        print("ingest: \(connections) connections, \(messagesPerRequest) message(s) per request, \(senders) senders, \(recipients) recipients, \(messageBytes)-byte SPI pacs.008, "
               + "\(duration) s rounds; baseline: LibXML2Baseline on \(baselineThreads) threads")
         // Warm-up: connections, TLS sessions, validation contexts, the store's files.
         _ = try runHub(plans, seconds: 2, hubPID: hub.process.processIdentifier)
@@ -112,7 +117,7 @@ struct BenchIngest: ParsableCommand {
         print(String(format: "ratio      %10.2f  (target >= 0.70); per CPU-second %.2f (%.0f vs %.0f msg/CPU-s)",
                      h / b, median(hubPerCPU) / median(baselinePerCPU), median(hubPerCPU), median(baselinePerCPU)))
         print("store check: \(records) records = \(acknowledged) acknowledged sends")
-        try writeSummary(["benchmark": "ingest", "connections": connections, "durationSeconds": duration,
+        try writeSummary(["benchmark": "ingest", "connections": connections, "messagesPerRequest": messagesPerRequest, "durationSeconds": duration,
                           "messageBytes": messageBytes, "libxml2Rate": baselineRates, "rtpstreamRate": hubRates,
                           "hubCPUSeconds": hubCPU, "libxml2PerCPUSecond": baselinePerCPU, "rtpstreamPerCPUSecond": hubPerCPU,
                           "ratio": h / b, "storedRecords": records],
@@ -205,12 +210,14 @@ enum Clock {
     }
 }
 
-/// One connection's pre-built request (head + body in one buffer) and the places of the
-/// message id's 15 sequence digits (BizMsgIdr and MsgId), rewritten for every send so that
-/// every message is new to the hub's idempotency index.
+/// One connection's pre-built request (head + body in one buffer: one message, or a
+/// multipart/mixed body of several) and the places of each message id's 15 sequence digits
+/// (BizMsgIdr and MsgId), rewritten for every send so that every message is new to the hub's
+/// idempotency index.
 final class ConnectionPlan: @unchecked Sendable {
     private var request: [UInt8]
-    private let sequenceOffsets: [Int]
+    /// Per message of the request: the offsets of its sequence digits.
+    private let sequenceOffsets: [[Int]]
     private var sequence: UInt64
     private let port: Int
     private let tls: TLSContext
@@ -220,28 +227,51 @@ final class ConnectionPlan: @unchecked Sendable {
     private(set) var failure: String?
     let bodyBytes: Int
     let body: [UInt8]
+    let messagesPerRequest: Int
 
-    init(generator: Pacs008Generator, sender: String, recipient: String, connection c: Int, port: Int, tls: TLSContext) throws {
+    init(generator: Pacs008Generator, sender: String, recipient: String, connection c: Int, messagesPerRequest: Int,
+         port: Int, tls: TLSContext) throws {
+        precondition((1...10).contains(messagesPerRequest))
         sequence = UInt64(c + 1) * 1_000_000_000_000
-        body = generator.make(sender: sender, recipient: recipient, sequence: sequence)
+        let first = sequence
+        let messages = (0..<UInt64(messagesPerRequest)).map { generator.make(sender: sender, recipient: recipient, sequence: first + $0) }
+        body = messages[0]
         bodyBytes = body.count
-        let head = Array(("POST /api/v1/in/\(sender)/msgs HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
-                          + "Content-Type: application/xml; charset=utf-8\r\nContent-Length: \(body.count)\r\n\r\n").utf8)
-        request = head + body
-        let id = Array(generator.messageId(sender: sender, sequence: sequence).utf8)
-        var offsets: [Int] = []
-        var from = head.count
-        while let at = Multipart.search(id, in: request, from: from) {
-            offsets.append(at + id.count - 15)
-            from = at + id.count
+        let payload: [UInt8]
+        let contentType: String
+        if messagesPerRequest == 1 {
+            payload = messages[0]
+            contentType = "application/xml; charset=utf-8"
+        } else {
+            let built = Multipart.build(parts: messages.map { ([HTTPHeader("Content-Type", "application/xml")], $0) },
+                                        boundary: "bench-ingest-\(c)")
+            payload = built.chunks.flatMap { $0 }
+            contentType = built.contentType
         }
-        guard offsets.count == 2 else { throw LoadTestError("message id found \(offsets.count) times in the template") }
-        sequenceOffsets = offsets
+        let head = Array(("POST /api/v1/in/\(sender)/msgs HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+                          + "Content-Type: \(contentType)\r\nContent-Length: \(payload.count)\r\n\r\n").utf8)
+        request = head + payload
+        var all: [[Int]] = []
+        for k in 0..<UInt64(messagesPerRequest) {
+            let id = Array(generator.messageId(sender: sender, sequence: first + k).utf8)
+            var offsets: [Int] = []
+            var from = head.count
+            while let at = Multipart.search(id, in: request, from: from) {
+                offsets.append(at + id.count - 15)
+                from = at + id.count
+            }
+            guard offsets.count == 2 else { throw LoadTestError("message id found \(offsets.count) times in the template") }
+            all.append(offsets)
+        }
+        sequenceOffsets = all
+        sequence = first + UInt64(messagesPerRequest) - 1
+        self.messagesPerRequest = messagesPerRequest
         self.port = port
         self.tls = tls
     }
 
-    /// Sends one new message at a time until `end`; stops at the first failure.
+    /// Sends one request at a time, each with new messages, until `end`; stops at the first
+    /// failure. A request counts when it is answered 201 (every message stored).
     func send(until end: Double) {
         do {
             if connection == nil {
@@ -249,12 +279,14 @@ final class ConnectionPlan: @unchecked Sendable {
             }
             let c = connection!
             while Clock.now < end {
-                sequence += 1
-                var digits = sequence
-                for i in (0..<15).reversed() {
-                    let d = UInt8(ascii: "0") + UInt8(digits % 10)
-                    digits /= 10
-                    for o in sequenceOffsets { request[o + i] = d }
+                for offsets in sequenceOffsets {
+                    sequence += 1
+                    var digits = sequence
+                    for i in (0..<15).reversed() {
+                        let d = UInt8(ascii: "0") + UInt8(digits % 10)
+                        digits /= 10
+                        for o in offsets { request[o + i] = d }
+                    }
                 }
                 try c.write(request)
                 let r = try c.readResponse()
@@ -262,15 +294,15 @@ final class ConnectionPlan: @unchecked Sendable {
                     failure = "\(r.status) \(String(decoding: r.body.prefix(300), as: UTF8.self))"
                     return
                 }
-                roundCount += 1
-                storedTotal += 1
+                roundCount += messagesPerRequest
+                storedTotal += messagesPerRequest
             }
         } catch {
             failure = "\(error)"
         }
     }
 
-    /// 201s since the last call.
+    /// Messages stored since the last call.
     func takeRoundCount() -> Int {
         defer { roundCount = 0 }
         return roundCount

@@ -1,11 +1,5 @@
 import Glibc
 
-/// A failed client operation: what was attempted and why, in one line.
-public struct HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// A blocking TCP connection with send and receive deadlines (SO_SNDTIMEO/SO_RCVTIMEO),
 /// TCP_NODELAY, and no SIGPIPE. EINTR is retried; a timeout or error throws.
 final class ClientSocket {

@@ -51,7 +51,7 @@ struct Send: ParsableCommand {
     }
 
     func run() throws {
-        let items = try messages()
+        let (count, item) = try messages()
         guard let pathISPB = ispb ?? sender else { fail("give --ispb (the path ISPB, the certificate's)") }
         guard isISPB(pathISPB) else { fail("--ispb \(pathISPB) is not 8 digits") }
         let client = HTTPClient(endpoint: try endpoint(), tls: try tlsContext(), timeoutMs: timeoutSeconds * 1000)
@@ -61,20 +61,21 @@ struct Send: ParsableCommand {
         var stored = 0
         var failed = 0
         var start = 0
-        while start < items.count {
-            let batch = Array(items[start..<min(start + perRequest, items.count)])
+        while start < count {
+            let batch = (start..<min(start + perRequest, count)).map(item)
             start += batch.count
             for line in send(batch, client: client, path: path) {
                 if line.status == 201 { stored += 1 } else { failed += 1 }
                 print(line.text)
             }
         }
-        FileHandleStderr.write("rtpstream send: \(items.count) messages, \(stored) stored, \(failed) failed\n")
+        FileHandleStderr.write("rtpstream send: \(count) messages, \(stored) stored, \(failed) failed\n")
         if failed > 0 { throw ExitCode(1) }
     }
 
-    /// The messages: the files' contents, or generated ones.
-    func messages() throws -> [Item] {
+    /// How many messages there are and how to make the i-th: files are read, and messages
+    /// generated, one request's worth at a time.
+    func messages() throws -> (count: Int, item: (Int) -> Item) {
         if let generate {
             guard files.isEmpty else { fail("give files or --generate, not both") }
             guard generate >= 1 else { fail("--generate needs a count of at least 1") }
@@ -90,16 +91,20 @@ struct Send: ParsableCommand {
             }
             let generator = Pacs008Generator(runTag: runTag ?? Pacs008Generator.randomRunTag(),
                                              addressing: direct ? .direct : .viaHub(hubISPB))
-            return (firstSequence...last.partialValue).map { sequence in
-                Item(label: "#\(sequence) \(generator.messageId(sender: sender, sequence: sequence))",
-                     bytes: generator.make(sender: sender, recipient: recipient, sequence: sequence))
-            }
+            let first = firstSequence
+            return (generate, { i in
+                let sequence = first + UInt64(i)
+                return Item(label: "#\(sequence) \(generator.messageId(sender: sender, sequence: sequence))",
+                            bytes: generator.make(sender: sender, recipient: recipient, sequence: sequence))
+            })
         }
         guard !files.isEmpty else { fail("give message files or --generate N") }
-        return files.map { file in
-            guard let data = FileManager.default.contents(atPath: file) else { fail("cannot read \(file)") }
-            return Item(label: file, bytes: Array(data))
-        }
+        for file in files where !FileManager.default.isReadableFile(atPath: file) { fail("cannot read \(file)") }
+        let files = self.files
+        return (files.count, { i in
+            guard let data = FileManager.default.contents(atPath: files[i]) else { fail("cannot read \(files[i])") }
+            return Item(label: files[i], bytes: Array(data))
+        })
     }
 
     func endpoint() throws -> HTTPEndpoint {

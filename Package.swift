@@ -42,6 +42,7 @@ let package = Package(
         // ---- Swift modules, one responsibility each ----
         .target(name: "EventLoop", dependencies: ["CUV"], swiftSettings: strict),
         .target(name: "HTTP", dependencies: ["CZlib"], swiftSettings: strict),
+        .target(name: "HTTPClient", dependencies: ["HTTP", "TLS"], swiftSettings: strict),
         .target(name: "HTTPServer", dependencies: [
             "EventLoop", "HTTP", "TLS",
             .product(name: "Logging", package: "swift-log"),
@@ -73,11 +74,12 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: strict),
         .executableTarget(name: "rtpstream", dependencies: [
-            "Hub", "TLS",
+            "Hub", "TLS", "HTTP", "HTTPClient", "ISO20022", "LogStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .executableTarget(name: "loadtest", dependencies: [
-            "EventLoop", "HTTP", "TLS",
+            "EventLoop", "HTTP", "TLS", "HTTPClient", "ISO20022",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "LoadTests/loadtest", swiftSettings: strict),
@@ -107,7 +109,7 @@ let package = Package(
         // ---- tests ----
         .target(name: "TestSupport", dependencies: ["HTTP", "TLS"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "HTTPServer", "EventLoop", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["Hub", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["Hub", "TestSupport", "HTTPClient", "ISO20022", "HTTP", "TLS"], swiftSettings: strict),
         .testTarget(name: "LogStoreTests", dependencies: [
             "LogStore",
             .product(name: "Logging", package: "swift-log"),

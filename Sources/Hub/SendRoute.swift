@@ -16,6 +16,10 @@ final class SendRoute {
     static let partsMax = 10
 
     private let services: HubServices
+    /// Messages admitted per recipient ISPB whose appends have not completed: counted with the
+    /// stored backlog against `--partition-backlog-max`, so that concurrent requests (and the
+    /// parts of one request) cannot overshoot it.
+    private var admittedInFlight: [String: Int] = [:]
     private var rejectedCounters: [String: Counter] = [:]
     private let acceptedCounter = Counter(label: "rtpstream_send_messages_total", dimensions: [("outcome", "stored")])
     private let duplicateCounter = Counter(label: "rtpstream_send_messages_total", dimensions: [("outcome", "duplicate")])
@@ -77,6 +81,9 @@ final class SendRoute {
     }
 
     static func form(contentType: String?) -> Result<Form, Problem> {
+        // The two spellings nearly every client sends, without parsing (this runs per request
+        // on the loop thread).
+        if contentType == "application/xml" || contentType == "application/xml; charset=utf-8" { return .success(.single) }
         guard let contentType, let media = MediaType(contentType) else {
             return .failure(Problem(.unsupportedMediaType, detail: "Content-Type must be application/xml or multipart/mixed"))
         }
@@ -168,11 +175,13 @@ final class SendRoute {
                     continue
                 }
                 let partition = PartitionKey(region: services.config.region, ispb: info.recipientISPB)
-                if services.pull.backlog(of: info.recipientISPB) >= UInt64(services.config.partitionBacklogMax) {
+                let admitted = admittedInFlight[info.recipientISPB, default: 0]
+                if services.pull.backlog(of: info.recipientISPB) + UInt64(admitted) >= UInt64(services.config.partitionBacklogMax) {
                     results[i] = .rejected(Problem(.backlogFull, detail: "recipient \(info.recipientISPB) has too many undelivered messages"))
                     continue
                 }
-                let record = AppendRecord(key: Array("\(info.senderISPB)/\(info.messageId)".utf8),
+                admittedInFlight[info.recipientISPB] = admitted + 1
+                let record = AppendRecord(key: Self.idempotencyKey(sender: info.senderISPB, messageId: info.messageId),
                                           id: services.ids.make(), payload: part.bytes, timestampMs: nowMs)
                 groups[partition, default: []].append((i, record))
             }
@@ -193,6 +202,9 @@ final class SendRoute {
 
     private func appendCompleted(_ batch: PendingSend, partition: PartitionKey, records: [AppendRecord], indexes: [Int],
                                  result: Result<[AppendOutcome], LogStoreError>) {
+        let left = admittedInFlight[partition.ispb, default: 0] - records.count
+        assert(left >= 0, "admitted count of \(partition.ispb) went negative")
+        admittedInFlight[partition.ispb] = left > 0 ? left : nil
         switch result {
         case .success(let outcomes):
             for (i, (index, outcome)) in zip(indexes, outcomes).enumerated() {
@@ -254,7 +266,7 @@ final class SendRoute {
         if !batch.multipart, let only = results.first {
             switch only {
             case .stored(let id, _):
-                ctx.respond(HTTPResponse(status: 201, headers: [HTTPHeader("PI-ResourceId", id.description)]))
+                ctx.respond(HTTPResponse(status: 201, headers: [HTTPHeader("PI-ResourceId", Self.hex(id))]))
             case .rejected(let p):
                 ctx.respond(problem: p, headers: Self.retryAfter(p))
             }
@@ -266,7 +278,7 @@ final class SendRoute {
             switch r {
             case .stored(let id, _):
                 statuses.insert(201)
-                parts.append(([HTTPHeader("PI-Part-Status", "201"), HTTPHeader("PI-ResourceId", id.description)], []))
+                parts.append(([HTTPHeader("PI-Part-Status", "201"), HTTPHeader("PI-ResourceId", Self.hex(id))], []))
             case .rejected(let p):
                 statuses.insert(p.status)
                 parts.append(([HTTPHeader("Content-Type", Problem.contentType), HTTPHeader("PI-Part-Status", String(p.status))],
@@ -276,8 +288,33 @@ final class SendRoute {
         let status = statuses.count == 1 ? statuses.first! : 207
         let (chunks, contentType) = Multipart.build(parts: parts, boundary: "rtp-parts-\(services.boundaryToken())")
         var headers = [HTTPHeader("Content-Type", contentType)]
-        if status == 429 { headers.append(HTTPHeader("Retry-After", "1")) }
+        if statuses.contains(429) { headers.append(HTTPHeader("Retry-After", "1")) }
         ctx.respond(HTTPResponse(status: status, headers: headers, body: chunks))
+    }
+
+    /// The store's idempotency key: "<sender ISPB>/<message id>".
+    static func idempotencyKey(sender: String, messageId: String) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(sender.utf8.count + 1 + messageId.utf8.count)
+        key.append(contentsOf: sender.utf8)
+        key.append(UInt8(ascii: "/"))
+        key.append(contentsOf: messageId.utf8)
+        return key
+    }
+
+    /// `PI-ResourceId`: the id as 32 lower-case hex digits (`ResourceID.description`, without
+    /// its two intermediate strings; this runs per stored message on the loop thread).
+    static func hex(_ id: ResourceID) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            digits.withUTF8Buffer { d in
+                for i in 0..<16 {
+                    buffer[i] = d[Int(truncatingIfNeeded: id.high >> (60 - 4 * UInt64(i))) & 15]
+                    buffer[16 + i] = d[Int(truncatingIfNeeded: id.low >> (60 - 4 * UInt64(i))) & 15]
+                }
+            }
+            return 32
+        }
     }
 
     static func retryAfter(_ p: Problem) -> [HTTPHeader] {

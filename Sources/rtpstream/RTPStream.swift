@@ -8,7 +8,7 @@ struct RTPStream: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rtpstream",
         abstract: "A message hub for real-time payment rails (ICOM-style send and pull over mutual TLS).",
-        subcommands: [Serve.self, Certs.self],
+        subcommands: [Serve.self, Send.self, Inspect.self, Certs.self],
         defaultSubcommand: nil)
 }
 

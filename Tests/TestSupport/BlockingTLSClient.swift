@@ -82,7 +82,10 @@ public final class BlockingTLSClient {
 public enum TestCertificates {
     nonisolated(unsafe) private static var made: String?
     private static let lock = NSLock()
-    public static let ispbs = ["12345678", "87654321", "11111111"]
+    /// The send tests act as the senders and recipients the ISO 20022 fixtures name (SPI ISPBs
+    /// 00038166, 10000000, 20000000) and as the ISPBs their participant directory maps BICs to.
+    public static let ispbs = ["12345678", "87654321", "11111111", "00038166", "10000000", "20000000",
+                               "20000001", "20000002", "20000003", "20000004", "20000005"]
 
     /// Directory with ca.pem, server.pem, client-<ISPB>.pem, crl.pem and the test certificates.
     public static func directory() throws -> String {

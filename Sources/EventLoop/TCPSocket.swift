@@ -298,6 +298,15 @@ public final class TCPSocket {
 
     public func setNoDelay(_ on: Bool) { uv_tcp_nodelay(handle, on ? 1 : 0) }
 
+    /// Sends FIN after the queued bytes; reading continues (for a lingering close).
+    public func shutdownWrite() {
+        guard !isClosing else { return }
+        let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        if uv_shutdown(req, stream, { req, _ in req!.deallocate() }) != 0 {
+            req.deallocate()
+        }
+    }
+
     public var peerAddress: String {
         var buf = [CChar](repeating: 0, count: 80)
         guard rtp_uv_tcp_peer(handle, &buf, buf.count) == 0 else { return "unknown" }

@@ -22,6 +22,14 @@ final class HTTPConnection {
     private(set) var closed = false
     /// close() was called; the socket's close callback has not run yet.
     private var closing = false
+    /// After a protocol error response: half-close and discard input for a while before
+    /// closing, so that a client still sending its request reads our answer instead of a reset.
+    private var lingerBeforeClose = false
+    private var lingering = false
+    private var lingerBytes = 0
+    /// How long and how much a lingering close waits and discards.
+    static let lingerMs: UInt64 = 2000
+    static let lingerBytesMax = 4 << 20
     private var lastBytesWritten: UInt64 = 0
     let id: UInt64
 
@@ -53,6 +61,11 @@ final class HTTPConnection {
     private var deferredHandshakeBytes: [UInt8]?
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
+        if lingering {
+            lingerBytes += bytes.count
+            if lingerBytes > Self.lingerBytesMax { close() }
+            return
+        }
         if !transport.isEstablished {
             if deferredHandshakeBytes != nil {
                 deferredHandshakeBytes!.append(contentsOf: bytes)
@@ -94,6 +107,10 @@ final class HTTPConnection {
 
     private func readEnded(_ code: Int32) {
         readEOF = true
+        if lingering {
+            close()
+            return
+        }
         if code != 0 || (inFlight == nil && !socket.hasPendingWrites) {
             close()
             return
@@ -114,6 +131,7 @@ final class HTTPConnection {
             case .error(let error):
                 server.metrics.parseError(status: error.status)
                 closeAfterWrite = true
+                lingerBeforeClose = true
                 write(.problem(Problem(error.problem, detail: error.detail)), keepAlive: false, head: false)
             }
         }
@@ -174,7 +192,7 @@ final class HTTPConnection {
         guard !closed else { return }
         socket.flush()
         if closeAfterWrite && inFlight == nil && !socket.hasPendingWrites {
-            close()
+            finishAfterWrite()
             return
         }
         flowControl()
@@ -182,8 +200,9 @@ final class HTTPConnection {
     }
 
     private func drained() {
+        if lingering { return }
         if closeAfterWrite && inFlight == nil {
-            close()
+            finishAfterWrite()
             return
         }
         flowControl()
@@ -265,6 +284,18 @@ final class HTTPConnection {
 
     // MARK: shutdown and close
 
+    /// Everything is written and the connection ends: at once, or lingering after an error.
+    private func finishAfterWrite() {
+        guard lingerBeforeClose, !readEOF, !closing else { return close() }
+        lingering = true
+        closing = true  // no more requests, no more deadlines but the linger timer
+        transport.shutdown()
+        socket.flush()
+        socket.shutdownWrite()
+        socket.startReading()
+        timer.start(afterMs: Self.lingerMs) { [unowned self] in close() }
+    }
+
     /// Graceful shutdown: idle connections close now, busy ones after their response.
     func drain() {
         if isIdle {
@@ -277,7 +308,7 @@ final class HTTPConnection {
 
     func close() {
         guard !closed else { return }
-        if !closing && transport.isEstablished {
+        if !closing && !lingering && transport.isEstablished {
             transport.shutdown()
             socket.flush()
         }

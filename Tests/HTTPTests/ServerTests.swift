@@ -123,6 +123,22 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// A naive client that uploads its whole (refused) body before reading still gets the 413:
+    /// the server half-closes and discards input for a while (lingering close) instead of
+    /// resetting the connection under the upload.
+    func testRefusedUploadStillReadsItsAnswer() throws {
+        let server = try LoopThread(config: config(), routes: testRoutes)
+        defer { server.stop() }
+        let body = [UInt8](repeating: 65, count: 3_000_000)
+        for _ in 0..<3 {
+            let c = try BlockingClient(port: server.port)
+            try c.send(Array("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+            let r = try c.readResponse()
+            XCTAssertEqual(r.status, 413)
+            XCTAssertTrue(c.waitForClose())
+        }
+    }
+
     func testTrickledHeadersGet408() throws {
         let server = try LoopThread(config: config { $0.timeouts.headMs = 300 }, routes: testRoutes)
         defer { server.stop() }

@@ -21,8 +21,9 @@ public struct ClientError: Error, CustomStringConvertible {
 }
 
 /// A deliberately simple blocking HTTP/1.1 client over a POSIX socket, with a receive timeout,
-/// independent of the server's own event loop code. For tests on loopback only.
-public final class BlockingClient {
+/// independent of the server's own event loop code. For tests on loopback only. One thread may
+/// send while another reads (the socket is full duplex); nothing else is shared.
+public final class BlockingClient: @unchecked Sendable {
     public let fd: Int32
     private var buffer: [UInt8] = []
 

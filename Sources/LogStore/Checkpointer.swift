@@ -23,7 +23,7 @@ struct CheckpointJob: Sendable {
     let keys: [KeyFile.Entry]
     /// Journal files the checkpoint makes obsolete (recycled or deleted after it completes).
     let retireJournals: [UInt64]
-    /// The checkpoint that ends recovery at open (synchronous; fsyncs every directory).
+    /// The checkpoint that ends recovery at open (run synchronously).
     let recovery: Bool
 }
 
@@ -78,7 +78,7 @@ final class Checkpointer: @unchecked Sendable {
                     }
                     core.metrics.segmentFsync.recordNanoseconds(Int64(Clock.monotonicNanoseconds() - t))
                 }
-                if snap.directoryDirty || job.recovery {
+                if snap.directoryDirty {
                     try io.syncDirectory(snap.partition.directory)
                     try io.syncDirectory(core.paths.parentOfPartition(snap.partition.name))
                 }

@@ -1,6 +1,7 @@
-/// First-in first-out queue over an array (amortized O(1), no per-element allocation).
+/// First-in first-out queue over an array (amortized O(1)). A popped element is released at
+/// once (its slot is cleared), so queued operations do not keep payloads alive after commit.
 struct FIFOQueue<Element> {
-    private var storage: [Element] = []
+    private var storage: [Element?] = []
     private var head = 0
 
     var count: Int { storage.count - head }
@@ -12,9 +13,13 @@ struct FIFOQueue<Element> {
 
     mutating func removeFirst() -> Element {
         precondition(head < storage.count)
-        let e = storage[head]
+        let e = storage[head]!
+        storage[head] = nil
         head += 1
-        if head >= 4096 && head * 2 >= storage.count {
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 4096 && head * 2 >= storage.count {
             storage.removeFirst(head)
             head = 0
         }
@@ -33,7 +38,7 @@ struct IdempotencyIndex {
         var timestampMs: Int64
     }
 
-    private var map: [KeyHash: Location] = [:]
+    private var map = KeyTable()
     private var order = FIFOQueue<(KeyHash, Int64)>()
     let entriesMax: Int
 
@@ -45,8 +50,8 @@ struct IdempotencyIndex {
     var count: Int { map.count }
 
     mutating func reserveCapacity(_ n: Int) {
-        map.reserveCapacity(min(n, entriesMax))
-        order.reserveCapacity(min(n, entriesMax))
+        map.reserveCapacity(min(n, entriesMax + 1))
+        order.reserveCapacity(min(n, entriesMax + 1))
     }
 
     func lookup(_ hash: KeyHash) -> Location? { map[hash] }
@@ -54,7 +59,7 @@ struct IdempotencyIndex {
     /// Inserts (or replaces) a key; returns how many keys were forgotten early to respect the cap.
     @discardableResult
     mutating func insert(_ hash: KeyHash, _ location: Location) -> Int {
-        map[hash] = location
+        map.set(hash, location)
         order.append((hash, location.timestampMs))
         var evicted = 0
         while map.count > entriesMax, !order.isEmpty {
@@ -77,12 +82,12 @@ struct IdempotencyIndex {
     private mutating func removeOldest() -> Bool {
         let (hash, ts) = order.removeFirst()
         guard let current = map[hash], current.timestampMs == ts else { return false }
-        map[hash] = nil
+        map.remove(hash)
         return true
     }
 
     /// All entries, oldest first (for tests and diagnostics).
     var entries: [(KeyHash, Location)] {
-        map.map { ($0.key, $0.value) }.sorted { $0.1.timestampMs < $1.1.timestampMs }
+        map.all.sorted { $0.1.timestampMs < $1.1.timestampMs }
     }
 }

@@ -29,6 +29,12 @@ public struct RecoveryReport: Sendable {
     /// acknowledged) and kept.
     public var recordsScanned = 0
     public var keysLoaded = 0
+    /// Time spent: loading idempotency keys, verifying partition tails, replaying journals,
+    /// the recovery checkpoint, and in total.
+    public var keysMs: Double = 0
+    public var partitionsMs: Double = 0
+    public var journalsMs: Double = 0
+    public var checkpointMs: Double = 0
     public var durationMs: Double = 0
 }
 
@@ -73,7 +79,14 @@ struct Recovery {
         if io.exists(paths.partitionDirectory(StorePaths.quarantineName)) { names.insert(StorePaths.quarantineName) }
         for name in names.sorted() { _ = core.partition(named: name, create: true) }
 
+        var t = Clock.monotonicNanoseconds()
+        func lap() -> Double {
+            let now = Clock.monotonicNanoseconds()
+            defer { t = now }
+            return Double(now - t) / 1e6
+        }
         try loadKeyFiles()
+        report.keysMs = lap()
 
         let entries = Dictionary((checkpoint?.partitions ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for p in core.allPartitions {
@@ -82,8 +95,20 @@ struct Recovery {
         core.consumers.withLock { c in
             for e in checkpoint?.partitions ?? [] { c[e.name] = AckTracker(e.consumer) }
         }
+        report.partitionsMs = lap()
 
-        let (seqs, lastSeq) = try replayJournals()
+        let (seqs, lastSeq, cleanEnd) = try replayJournals()
+        report.journalsMs = lap()
+
+        // Nothing to recover (a clean shutdown): continue the last journal where it ends.
+        if let checkpoint, let last = lastSeq, let end = cleanEnd, last >= checkpoint.journalSeq,
+           report.cuts.isEmpty, report.journalEntriesReplayed == 0, report.recordsScanned == 0,
+           report.failedPartitions.isEmpty, keyLog.isEmpty {
+            let fd: FileDescriptor
+            do { fd = try core.io.open(core.paths.journal(last), create: false) } catch { throw ioError(error) }
+            return (Outcome(journal: JournalHandle(seq: last, fd: fd, position: end), journalSeqs: seqs, keyFiles: keyFiles),
+                    makeCheckpointer(keyFiles))
+        }
 
         // The new journal, then (unless a partition could not be recovered) a checkpoint that
         // makes everything recovered durable and retires the replayed journals.
@@ -99,7 +124,7 @@ struct Recovery {
                 var w = p.writer.value
                 guard let active = w.active else { continue }
                 snapshots.append(.init(partition: p, endOffset: w.nextOffset, segmentBase: active.base, position: w.activeBytes,
-                                       dirty: w.dirtySegments, directoryDirty: true, active: active))
+                                       dirty: w.dirtySegments, directoryDirty: w.directoryDirty, active: active))
                 w.dirtySegments.removeAll()
                 w.directoryDirty = false
                 p.writer.value = w
@@ -109,6 +134,7 @@ struct Recovery {
                                     retireJournals: seqs.filter { $0 < newSeq }, recovery: true)
             guard checkpointer.run(job) else { throw LogStoreError.io("recovery checkpoint failed (see log)") }
             live = [newSeq]
+            report.checkpointMs = lap()
         } else {
             let reason = "unrecoverable partitions at open: \(report.failedPartitions.keys.sorted())"
             core.checkpoints.withLock { $0.suspended = reason }
@@ -135,25 +161,25 @@ struct Recovery {
             }
             if let ckpt = checkpoint, seq <= ckpt.journalSeq { seqs.append(seq) } else { try? io.remove(path) }
         }
+        var files: [(seq: UInt64, bytes: [UInt8])] = []
+        for seq in seqs.sorted() {
+            do { files.append((seq, try io.readWholeFile(core.paths.keys(seq)))) } catch { throw ioError(error) }
+        }
+        let estimate = files.reduce(0) { $0 + KeyFile.estimatedEntries(fileBytes: $1.bytes.count) }
         var loaded = 0
         let cutoff = cutoffMs
         let core = self.core
-        for seq in seqs.sorted() {
-            let bytes: [UInt8]
-            do { bytes = try io.readWholeFile(core.paths.keys(seq)) } catch { throw ioError(error) }
+        core.submission.withLock { $0.keys.reserveCapacity(estimate + (1 << 16)) }
+        for (seq, bytes) in files {
             var newest = Int64.min
-            var numbers: [String: UInt32] = [:]
+            var numbers: [UInt32?] = []
             do {
                 try core.submission.withLock { (s) throws(DecodeError) in
-                    try KeyFile.forEachEntry(in: bytes) { hash, name, offset, ts in
-                        newest = max(newest, ts)
-                        guard ts >= cutoff else { return }
-                        let number: UInt32
-                        if let n = numbers[name] { number = n } else {
-                            guard let p = core.partition(named: name, create: false) else { return }
-                            number = p.number
-                            numbers[name] = number
-                        }
+                    try KeyFile.forEachEntry(in: bytes, names: { names in
+                        numbers = names.map { core.partition(named: $0, create: false)?.number }
+                    }) { hash, nameIndex, offset, ts in
+                        if ts > newest { newest = ts }
+                        guard ts >= cutoff, let number = numbers[nameIndex] else { return }
                         s.keys.insert(hash, .init(partition: number, offset: offset, timestampMs: ts))
                         loaded += 1
                     }
@@ -309,15 +335,16 @@ struct Recovery {
                 cut(p, file: segment.logPath, position: stop.position, bytes: size - stop.position, firstOffset: expected, reason: why)
                 do { try io.truncate(fd, to: stop.position) } catch { throw ioError(error) }
                 stopped = true
+                if dirty.last !== segment { dirty.append(segment) }
             }
             if stop.position > trustedBytes {
                 try rewrite(fd, from: trustedBytes, to: stop.position)
+                dirty.append(segment)
             }
             end = expected
             infos.append(SegmentInfo(segment: segment, bytes: stop.position, endOffset: expected, index: index,
                                      indexPersisted: i == scanFrom ? kept : 0, sealed: false, checkpointed: false,
                                      lastTimestampMs: lastTs))
-            dirty.append(segment)
         }
         for i in infos.indices.dropLast() { infos[i].sealed = true }
         let last = infos[infos.count - 1]
@@ -327,7 +354,9 @@ struct Recovery {
         w.nextOffset = end
         w.lastIndexedPosition = last.index?.lastPosition
         w.dirtySegments = dirty
-        w.directoryDirty = true
+        // Directory entries changed (segments removed after a cut), or some are not vouched for by
+        // a checkpoint (segments created after it, or no checkpoint at all).
+        w.directoryDirty = stopped || entry == nil || bases.count - 1 > scanFrom
         p.writer.value = w
         let finalInfos = infos
         p.state.withLock { s in
@@ -414,7 +443,8 @@ struct Recovery {
     /// Replays journals from the checkpoint's sequence, in order, up to the first entry that is
     /// not intact; returns the journal sequences found (all of them, for retirement) and the
     /// last one replayed.
-    private mutating func replayJournals() throws(LogStoreError) -> ([UInt64], UInt64?) {
+    /// Also returns where the last journal's written data ends when it ended cleanly.
+    private mutating func replayJournals() throws(LogStoreError) -> ([UInt64], UInt64?, Int64?) {
         let io = core.io
         let paths = core.paths
         let names: [String]
@@ -433,6 +463,7 @@ struct Recovery {
         for seq in seqs where seq < start { try? io.remove(paths.journal(seq)) }
         var expectedSeq = start
         var lastReplayed: UInt64?
+        var cleanEnd: Int64?
         var stopped = false
         var found: [UInt64] = []
         for seq in seqs where seq >= start {
@@ -480,8 +511,9 @@ struct Recovery {
             if let failure { throw failure }
             switch stop.reason {
             case .invalid("end"), .end:
-                break
+                cleanEnd = stop.position
             case .tornFrame, .invalid:
+                cleanEnd = nil
                 let why: String
                 if case .invalid(let w) = stop.reason { why = w } else { why = "torn entry" }
                 recordJournalCut(file: path, position: stop.position, bytes: size - stop.position,
@@ -489,7 +521,7 @@ struct Recovery {
                 stopped = true
             }
         }
-        return (found, lastReplayed)
+        return (found, lastReplayed, cleanEnd)
     }
 
     private mutating func recordJournalCut(file: String, position: Int64, bytes: Int64, reason: String) {

@@ -31,8 +31,8 @@ struct FIFOQueue<Element> {
 /// guards it with the submission lock). Bounded by a time window and an entry count: keys are
 /// forgotten in insertion order when their timestamp leaves the window, or early (counted)
 /// when the count cap is reached.
-struct IdempotencyIndex {
-    struct Location: Equatable {
+struct IdempotencyIndex: Sendable {
+    struct Location: Equatable, Sendable {
         var partition: UInt32
         var offset: UInt64
         var timestampMs: Int64
@@ -68,6 +68,19 @@ struct IdempotencyIndex {
         return evicted
     }
 
+    /// `insert` for many keys at once (faster for large loads); returns how many keys were
+    /// forgotten early to respect the cap.
+    @discardableResult
+    mutating func insertAll(_ items: [(KeyHash, Location)]) -> Int {
+        map.setAll(items)
+        for (hash, location) in items { order.append((hash, location.timestampMs)) }
+        var evicted = 0
+        while map.count > entriesMax, !order.isEmpty {
+            if removeOldest() { evicted += 1 }
+        }
+        return evicted
+    }
+
     /// Forgets keys (in insertion order) whose timestamp is below `cutoffMs`; returns how many.
     @discardableResult
     mutating func expire(before cutoffMs: Int64) -> Int {
@@ -91,3 +104,4 @@ struct IdempotencyIndex {
         map.all.sorted { $0.1.timestampMs < $1.1.timestampMs }
     }
 }
+extension FIFOQueue: Sendable where Element: Sendable {}

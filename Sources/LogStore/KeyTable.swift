@@ -1,12 +1,14 @@
+import CLogStore
+
 /// Hash table from key fingerprints to their locations: open addressing with linear probing
 /// over one array of slots (fingerprint and value side by side: one cache miss per probe),
 /// indexed directly by the fingerprint (already uniformly random), deletion by backward shift.
 /// Loads millions of keys at open several times faster than `Dictionary`.
 /// The all-zero fingerprint marks an empty slot; that key itself lives in `zeroValue`.
-struct KeyTable {
+struct KeyTable: Sendable {
     typealias Value = IdempotencyIndex.Location
 
-    private struct Slot {
+    private struct Slot: Sendable {
         var first: UInt64
         var second: UInt64
         var value: Value
@@ -61,6 +63,43 @@ struct KeyTable {
         let (i, found) = find(hash)
         if !found { slotted += 1 }
         slots[i] = Slot(first: hash.first, second: hash.second, value: value)
+    }
+
+    /// Same as `set` for each item in order, but prefetches the slot of the item 16 ahead so
+    /// that the cache misses of a large table overlap (loading key files at open).
+    mutating func setAll(_ items: [(KeyHash, Value)]) {
+        reserveCapacity(count + items.count)
+        let distance = 16
+        let mask = self.mask
+        var added = 0
+        var zero = zeroValue
+        slots.withUnsafeMutableBufferPointer { table in
+            let base = table.baseAddress!
+            for i in items.indices {
+                if i + distance < items.count {
+                    rtp_prefetch_write(base + (Int(truncatingIfNeeded: items[i + distance].0.first) & mask))
+                }
+                let (h, v) = items[i]
+                if Self.isZero(h) {
+                    zero = v
+                    continue
+                }
+                var j = Int(truncatingIfNeeded: h.first) & mask
+                while true {
+                    let s = table[j]
+                    if s.isEmpty {
+                        added += 1
+                        break
+                    }
+                    if s.first == h.first && s.second == h.second { break }
+                    j = (j + 1) & mask
+                }
+                table[j] = Slot(first: h.first, second: h.second, value: v)
+            }
+        }
+        slotted += added
+        zeroValue = zero
+        assert(Double(slotted) <= Double(slots.count) * Self.loadFactorMax + 1)
     }
 
     mutating func reserveCapacity(_ n: Int) {

@@ -77,7 +77,8 @@ public final class LogStore: Sendable {
         core.submission.withLock { s in
             for p in core.allPartitions { s.nextOffsets[p.number] = p.writer.value.nextOffset }
         }
-        let writer = Writer(core: core, checkpointer: checkpointer, journal: outcome.journal, journalSeqs: outcome.journalSeqs)
+        let writer = Writer(core: core, checkpointer: checkpointer, journal: outcome.journal, journalSeqs: outcome.journalSeqs,
+                            keyLog: outcome.keyLog)
         var report = recovery.report
         report.durationMs = Double(Clock.monotonicNanoseconds() - t0) / 1e6
         let store = LogStore(core: core, writer: writer, checkpointer: checkpointer, report: report)

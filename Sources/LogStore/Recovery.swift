@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 /// Something recovery removed at open, reported exactly (log line + metrics).
 public struct RecoveryCut: Sendable, Equatable, CustomStringConvertible {
@@ -47,6 +48,18 @@ struct Recovery {
     /// Keys found past the checkpoint (scanned or replayed): the recovery checkpoint's key file.
     private var keyLog: [KeyFile.Entry] = []
     private var keyFiles: [(seq: UInt64, newestMs: Int64)] = []
+    private var recoveredKeys: [(KeyHash, IdempotencyIndex.Location)] = []
+    /// With a checkpoint, the journals since it are the truth: a record past the checkpoint is
+    /// kept only if a durable journal entry holds it. Without one (first open, or CHECKPOINT
+    /// lost) every verified record in the segments is kept.
+    private var journalIsTruth: Bool { checkpoint != nil }
+    /// One past the last offset each partition's journal entries hold (by partition number).
+    private var journaled: [UInt32: UInt64] = [:]
+    /// Records found in segments past the checkpoint, by partition number: the first offset and
+    /// each record's (checksum, id), to check them against the journal's copy.
+    private var scannedFrames: [UInt32: (first: UInt64, frames: [(crc: UInt32, id: ResourceID)])] = [:]
+    /// Segment ranges verified past the checkpoint, rewritten once the end is settled.
+    private var scannedRanges: [UInt32: [(segment: Segment, from: Int64)]] = [:]
     private let cutoffMs: Int64
 
     init(core: StoreCore, checkpoint: CheckpointFile?) {
@@ -59,6 +72,9 @@ struct Recovery {
         let journal: JournalHandle
         let journalSeqs: [UInt64]
         let keyFiles: [(seq: UInt64, newestMs: Int64)]
+        /// Keys recovered past the checkpoint that no key file holds yet (the writer's next
+        /// checkpoint writes them).
+        let keyLog: [KeyFile.Entry]
     }
 
     private func ioError(_ e: any Error) -> LogStoreError { .io("recovery: \(e)") }
@@ -85,8 +101,15 @@ struct Recovery {
             defer { t = now }
             return Double(now - t) / 1e6
         }
-        try loadKeyFiles()
-        report.keysMs = lap()
+        // Key files load on their own thread (CPU and memory bound) while partitions and
+        // journals recover (mostly I/O).
+        let keySeqs = try keyFileSeqs()
+        let keyResult = Mutex<KeyLoad?>(nil)
+        let (keyCore, cutoff) = (core, cutoffMs)
+        let keyThread = OSThread(name: "logstore-keys") {
+            let load = Recovery.loadKeyFiles(core: keyCore, seqs: keySeqs, cutoffMs: cutoff)
+            keyResult.withLock { $0 = load }
+        }
 
         let entries = Dictionary((checkpoint?.partitions ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for p in core.allPartitions {
@@ -97,58 +120,172 @@ struct Recovery {
         }
         report.partitionsMs = lap()
 
-        let (seqs, lastSeq, cleanEnd) = try replayJournals()
+        let replayed: Result<Replay, LogStoreError>
+        do {
+            let r = try replayJournals()
+            if journalIsTruth { try settle(entries: entries) }
+            replayed = .success(r)
+        } catch { replayed = .failure(error) }
         report.journalsMs = lap()
-
-        // Nothing to recover (a clean shutdown): continue the last journal where it ends.
-        if let checkpoint, let last = lastSeq, let end = cleanEnd, last >= checkpoint.journalSeq,
-           report.cuts.isEmpty, report.journalEntriesReplayed == 0, report.recordsScanned == 0,
-           report.failedPartitions.isEmpty, keyLog.isEmpty {
-            let fd: FileDescriptor
-            do { fd = try core.io.open(core.paths.journal(last), create: false) } catch { throw ioError(error) }
-            return (Outcome(journal: JournalHandle(seq: last, fd: fd, position: end), journalSeqs: seqs, keyFiles: keyFiles),
-                    makeCheckpointer(keyFiles))
+        keyThread.join()
+        // Moved out of the box so that installing it below does not copy the table.
+        guard let keys = keyResult.withLock({ (box: inout KeyLoad?) -> KeyLoad? in
+            defer { box = nil }
+            return box
+        }) else { throw LogStoreError.io("recovery: key loading did not finish") }
+        if let error = keys.error { throw error }
+        let replay = try replayed.get()
+        report.keysMs = keys.milliseconds
+        report.keysLoaded = keys.loaded
+        keyFiles = keys.files
+        let recovered = recoveredKeys
+        var index = consume keys
+        core.submission.withLock { s in
+            swap(&s.keys, &index.index)
+            for (hash, location) in recovered { s.keys.insert(hash, location) }
         }
-
-        // The new journal, then (unless a partition could not be recovered) a checkpoint that
-        // makes everything recovered durable and retires the replayed journals.
-        let start = checkpoint?.journalSeq ?? 1
-        let newSeq = max(start, lastSeq.map { $0 + 1 } ?? start)
-        let journal: JournalHandle
-        do { journal = try Writer.openJournal(core: core, seq: newSeq) } catch { throw ioError(error) }
-        let checkpointer = makeCheckpointer(keyFiles)
-        var live = seqs.filter { $0 != newSeq } + [newSeq]
-        if report.failedPartitions.isEmpty {
-            var snapshots: [CheckpointJob.PartitionSnapshot] = []
-            for p in core.allPartitions {
-                var w = p.writer.value
-                guard let active = w.active else { continue }
-                snapshots.append(.init(partition: p, endOffset: w.nextOffset, segmentBase: active.base, position: w.activeBytes,
-                                       dirty: w.dirtySegments, directoryDirty: w.directoryDirty, active: active))
-                w.dirtySegments.removeAll()
-                w.directoryDirty = false
-                p.writer.value = w
-            }
-            let job = CheckpointJob(journalSeq: newSeq, timeMs: core.config.nowMs(), partitions: snapshots,
-                                    consumers: core.consumers.withLock { $0.mapValues(\.state) }, keys: keyLog,
-                                    retireJournals: seqs.filter { $0 < newSeq }, recovery: true)
-            guard checkpointer.run(job) else { throw LogStoreError.io("recovery checkpoint failed (see log)") }
-            live = [newSeq]
-            report.checkpointMs = lap()
-        } else {
+        if !report.failedPartitions.isEmpty {
             let reason = "unrecoverable partitions at open: \(report.failedPartitions.keys.sorted())"
             core.checkpoints.withLock { $0.suspended = reason }
             core.logger.critical("checkpoints suspended: journals are kept until the store is repaired and reopened",
                                  metadata: ["reason": "\(reason)"])
         }
-        return (Outcome(journal: journal, journalSeqs: live, keyFiles: checkpointer.keyFiles), checkpointer)
+
+        if let checkpoint {
+            // The journals stay until the first checkpoint after open, which also fsyncs the
+            // segments recovery rewrote and writes the recovered keys: writing continues in the
+            // last journal, after its intact entries (a torn tail is overwritten with the end
+            // marker first).
+            let journal: JournalHandle
+            do {
+                if let last = replay.seqs.last, let end = replay.endOfLast {
+                    let fd = try core.io.open(core.paths.journal(last), create: false)
+                    if replay.lastTorn {
+                        try core.io.writeAll(fd, [UInt8](repeating: 0, count: JournalFormat.headerBytes), at: end)
+                        try core.io.sync(fd)
+                    }
+                    journal = JournalHandle(seq: last, fd: fd, position: end)
+                } else {
+                    journal = try Writer.openJournal(core: core, seq: checkpoint.journalSeq)
+                }
+            } catch { throw ioError(error) }
+            let seqs = replay.seqs.isEmpty ? [journal.seq] : replay.seqs
+            return (Outcome(journal: journal, journalSeqs: seqs, keyFiles: keyFiles, keyLog: keyLog), makeCheckpointer(keyFiles))
+        }
+
+        // No checkpoint (a new store, or CHECKPOINT lost): checkpoint now, which also records
+        // the idempotency hash seed.
+        let newSeq = replay.seqs.last.map { $0 + 1 } ?? 1
+        let journal: JournalHandle
+        do { journal = try Writer.openJournal(core: core, seq: newSeq) } catch { throw ioError(error) }
+        let checkpointer = makeCheckpointer(keyFiles)
+        guard report.failedPartitions.isEmpty else {
+            return (Outcome(journal: journal, journalSeqs: replay.seqs + [newSeq], keyFiles: keyFiles, keyLog: keyLog), checkpointer)
+        }
+        var snapshots: [CheckpointJob.PartitionSnapshot] = []
+        for p in core.allPartitions {
+            var w = p.writer.value
+            guard let active = w.active else { continue }
+            snapshots.append(.init(partition: p, endOffset: w.nextOffset, segmentBase: active.base, position: w.activeBytes,
+                                   dirty: w.dirtySegments, directoryDirty: w.directoryDirty, active: active))
+            w.dirtySegments.removeAll()
+            w.directoryDirty = false
+            p.writer.value = w
+        }
+        let job = CheckpointJob(journalSeq: newSeq, timeMs: core.config.nowMs(), partitions: snapshots,
+                                consumers: core.consumers.withLock { $0.mapValues(\.state) }, keys: keyLog,
+                                retireJournals: replay.seqs, recovery: true)
+        guard checkpointer.run(job) else { throw LogStoreError.io("recovery checkpoint failed (see log)") }
+        report.checkpointMs = lap()
+        return (Outcome(journal: journal, journalSeqs: [newSeq], keyFiles: checkpointer.keyFiles, keyLog: []), checkpointer)
+    }
+
+    /// With a checkpoint: each partition keeps exactly what the checkpoint and the journals
+    /// hold. Records past that were written to a segment but never made durable (their commit
+    /// group's fdatasync did not complete): they are cut and reported. What is kept past the
+    /// checkpoint is rewritten in place (see `rewrite`) and left dirty for the next checkpoint.
+    private mutating func settle(entries: [String: CheckpointFile.PartitionEntry]) throws(LogStoreError) {
+        for p in core.allPartitions where p.failure == nil {
+            let end = p.writer.value.nextOffset
+            let start = p.state.withLock { $0.segments.first?.base } ?? end
+            let covered = max(journaled[p.number] ?? 0, entries[p.name]?.endOffset ?? start)
+            if end > covered { try truncate(p, to: covered) }
+            let current = p.state.withLock { $0.segments }
+            for range in scannedRanges[p.number] ?? [] {
+                guard let info = current.first(where: { $0.segment === range.segment }), info.bytes > range.from else { continue }
+                let fd: FileDescriptor
+                do { fd = try info.segment.descriptor() } catch { throw ioError(error) }
+                try rewrite(fd, from: range.from, to: info.bytes)
+                var w = p.writer.value
+                if !w.dirtySegments.contains(where: { $0 === info.segment }) { w.dirtySegments.append(info.segment) }
+                p.writer.value = w
+            }
+        }
+    }
+
+    /// Cuts partition `p` so that `offset` is its end (records from `offset` on are removed).
+    private mutating func truncate(_ p: Partition, to offset: UInt64,
+                                   reason: String = "written but never made durable: not in the journal") throws(LogStoreError) {
+        let io = core.io
+        let segments = p.state.withLock { $0.segments }
+        guard let i = p.state.withLock({ $0.segmentIndex(for: offset) }) ?? (segments.isEmpty ? nil : 0) else { return }
+        let info = segments[i]
+        // Byte position of `offset` in segment i: from the index entry at or before it, walk frames.
+        let index = info.index ?? SparseIndex()
+        let entry = index.floor(offset >= info.base ? offset - info.base : 0) ?? (0, 0)
+        var expected = info.base + entry.relativeOffset
+        var position = entry.position
+        let fd: FileDescriptor
+        do { fd = try info.segment.descriptor() } catch { throw ioError(error) }
+        var scanner = FileScanner(io: io, file: fd, from: entry.position, limit: info.bytes)
+        do {
+            _ = try scanner.scan { buffer, at, filePosition in
+                position = filePosition
+                guard expected < offset, case .frame(let v) = RecordFrame.decode(buffer, at: at, bodyBytesMax: RecordFrame.bodyBytesLimit),
+                      v.offset == expected else { return .invalid("stop") }
+                expected += 1
+                position = filePosition + Int64(v.totalBytes)
+                return .frame(totalBytes: v.totalBytes)
+            }
+        } catch { throw ioError(error) }
+        guard expected == offset else {
+            failPartition(p, "cannot locate offset \(offset) in \(info.segment.logPath) to cut unjournaled records", end: offset)
+            return
+        }
+        cut(p, file: info.segment.logPath, position: position, bytes: info.bytes - position, firstOffset: offset, reason: reason)
+        do { try io.truncate(fd, to: position) } catch { throw ioError(error) }
+        for later in segments[(i + 1)...] {
+            cut(p, file: later.segment.logPath, position: 0, bytes: later.bytes, firstOffset: later.base, reason: reason)
+            try? io.remove(later.segment.logPath)
+            try? io.remove(later.segment.indexPath)
+        }
+        var truncated = info
+        truncated.bytes = position
+        truncated.endOffset = offset
+        truncated.index?.truncate(belowPosition: position)
+        truncated.sealed = false
+        truncated.checkpointed = false
+        let kept = Array(segments[..<i]) + [truncated]
+        p.state.withLock { s in
+            s.segments = kept
+            s.durableEnd = offset
+        }
+        var w = p.writer.value
+        w.active = truncated.segment
+        w.activeBytes = position
+        w.nextOffset = offset
+        w.lastIndexedPosition = truncated.index?.lastPosition
+        if !w.dirtySegments.contains(where: { $0 === truncated.segment }) { w.dirtySegments.append(truncated.segment) }
+        w.dirtySegments.removeAll { dead in segments[(i + 1)...].contains { $0.segment === dead } }
+        w.directoryDirty = w.directoryDirty || i + 1 < segments.count
+        p.writer.value = w
     }
 
     // MARK: Idempotency keys
 
-    /// Loads the key files the checkpoint covers (oldest first), skipping keys outside the
-    /// dedup window; removes key files the checkpoint does not cover (an unfinished checkpoint).
-    private mutating func loadKeyFiles() throws(LogStoreError) {
+    /// Key files the checkpoint covers, oldest first; removes the others (left by a checkpoint
+    /// that did not complete).
+    private func keyFileSeqs() throws(LogStoreError) -> [UInt64] {
         let io = core.io
         let names: [String]
         do { names = try io.list(core.paths.keysDirectory) } catch { throw ioError(error) }
@@ -161,45 +298,71 @@ struct Recovery {
             }
             if let ckpt = checkpoint, seq <= ckpt.journalSeq { seqs.append(seq) } else { try? io.remove(path) }
         }
-        var files: [(seq: UInt64, bytes: [UInt8])] = []
-        for seq in seqs.sorted() {
-            do { files.append((seq, try io.readWholeFile(core.paths.keys(seq)))) } catch { throw ioError(error) }
-        }
-        let estimate = files.reduce(0) { $0 + KeyFile.estimatedEntries(fileBytes: $1.bytes.count) }
+        return seqs.sorted()
+    }
+
+    /// What the key-loading thread produced.
+    struct KeyLoad: Sendable {
+        var index: IdempotencyIndex
+        var files: [(seq: UInt64, newestMs: Int64)] = []
         var loaded = 0
-        let cutoff = cutoffMs
-        let core = self.core
-        core.submission.withLock { $0.keys.reserveCapacity(estimate + (1 << 16)) }
+        var error: LogStoreError?
+        var milliseconds: Double = 0
+    }
+
+    /// Loads key files into a fresh index, skipping keys outside the dedup window (runs on its
+    /// own thread while partitions recover; the registry is complete before it starts).
+    static func loadKeyFiles(core: StoreCore, seqs: [UInt64], cutoffMs: Int64) -> KeyLoad {
+        let t0 = Clock.monotonicNanoseconds()
+        var load = KeyLoad(index: IdempotencyIndex(entriesMax: core.config.idempotencyEntriesMax))
+        var files: [(seq: UInt64, bytes: [UInt8])] = []
+        for seq in seqs {
+            do { files.append((seq, try core.io.readWholeFile(core.paths.keys(seq)))) } catch {
+                load.error = .io("recovery: \(error)")
+                return load
+            }
+        }
+        load.index.reserveCapacity(files.reduce(1 << 16) { $0 + KeyFile.estimatedEntries(fileBytes: $1.bytes.count) })
         for (seq, bytes) in files {
-            var newest = Int64.min
-            var numbers: [UInt32?] = []
             do {
-                try core.submission.withLock { (s) throws(DecodeError) in
-                    try KeyFile.forEachEntry(in: bytes, names: { names in
-                        numbers = names.map { core.partition(named: $0, create: false)?.number }
-                    }) { hash, nameIndex, offset, ts in
-                        if ts > newest { newest = ts }
-                        guard ts >= cutoff, let number = numbers[nameIndex] else { return }
-                        s.keys.insert(hash, .init(partition: number, offset: offset, timestampMs: ts))
-                        loaded += 1
-                    }
-                }
+                let (newest, loaded) = try insertKeys(from: bytes, into: &load.index, core: core, cutoffMs: cutoffMs)
+                load.loaded += loaded
+                load.files.append((seq, newest))
             } catch {
                 core.logger.error("idempotency key file unreadable: its keys are forgotten (duplicates of those messages are not detected)",
                                   metadata: ["file": "\(core.paths.keys(seq))", "error": "\(error)"])
-                continue
             }
-            keyFiles.append((seq, newest))
         }
-        report.keysLoaded = loaded
+        load.milliseconds = Double(Clock.monotonicNanoseconds() - t0) / 1e6
+        return load
     }
 
+    /// Inserts one key file's entries inside the window; returns its newest timestamp and how
+    /// many were inserted. The file's checksum is verified before any entry is inserted.
+    private static func insertKeys(from bytes: [UInt8], into index: inout IdempotencyIndex, core: StoreCore,
+                                   cutoffMs: Int64) throws(DecodeError) -> (newest: Int64, loaded: Int) {
+        var newest = Int64.min
+        var numbers: [UInt32?] = []
+        var items: [(KeyHash, IdempotencyIndex.Location)] = []
+        items.reserveCapacity(KeyFile.estimatedEntries(fileBytes: bytes.count))
+        try KeyFile.forEachEntry(in: bytes, names: { names in
+            numbers = names.map { core.partition(named: $0, create: false)?.number }
+        }) { hash, nameIndex, offset, ts in
+            if ts > newest { newest = ts }
+            guard ts >= cutoffMs, let number = numbers[nameIndex] else { return }
+            items.append((hash, .init(partition: number, offset: offset, timestampMs: ts)))
+        }
+        index.insertAll(items)
+        return (newest, items.count)
+    }
+
+    /// A key found past the checkpoint (scanned or replayed): inserted into the index after the
+    /// key files (keeping the index's oldest-first order), and written to the recovery
+    /// checkpoint's key file.
     private mutating func rememberKey(_ key: UnsafeRawBufferPointer, partition: Partition, offset: UInt64, timestampMs: Int64) {
         guard partition.key != nil, timestampMs >= cutoffMs else { return }
         let hash = core.hasher.hash(key)
-        core.submission.withLock { s in
-            _ = s.keys.insert(hash, .init(partition: partition.number, offset: offset, timestampMs: timestampMs))
-        }
+        recoveredKeys.append((hash, .init(partition: partition.number, offset: offset, timestampMs: timestampMs)))
         keyLog.append(KeyFile.Entry(hash: hash, partition: partition.name, offset: offset, timestampMs: timestampMs))
     }
 
@@ -312,6 +475,12 @@ struct Recovery {
                 io.close(fdIdx)
             }
             let (stop, index, expected, lastTs, trustedEndSeen, keys) = (scan.stop, scan.index, scan.expected, scan.lastTs, scan.trustedEndSeen, scan.keys)
+            if let first = keys.first?.offset {
+                var known = scannedFrames[p.number] ?? (first, [])
+                assert(known.first + UInt64(known.frames.count) == first, "scanned records are contiguous")
+                known.frames += scan.fingerprints
+                scannedFrames[p.number] = known
+            }
             let scanned = keys.count
             if stop.position < trustedBytes {
                 failPartition(p, "checkpointed data corrupt in \(segment.logPath) at byte \(stop.position) (offset \(expected))",
@@ -323,7 +492,9 @@ struct Recovery {
                               end: e.endOffset, readable: infos)
                 return
             }
-            for k in keys { k.bytes.withUnsafeBytes { rememberKey($0, partition: p, offset: k.offset, timestampMs: k.ts) } }
+            if !journalIsTruth {
+                for k in keys { k.bytes.withUnsafeBytes { rememberKey($0, partition: p, offset: k.offset, timestampMs: k.ts) } }
+            }
             report.recordsScanned += scanned
             if stop.position < size {
                 let why: String
@@ -338,8 +509,12 @@ struct Recovery {
                 if dirty.last !== segment { dirty.append(segment) }
             }
             if stop.position > trustedBytes {
-                try rewrite(fd, from: trustedBytes, to: stop.position)
-                dirty.append(segment)
+                if journalIsTruth {
+                    scannedRanges[p.number, default: []].append((segment, trustedBytes))
+                } else {
+                    try rewrite(fd, from: trustedBytes, to: stop.position)
+                    dirty.append(segment)
+                }
             }
             end = expected
             infos.append(SegmentInfo(segment: segment, bytes: stop.position, endOffset: expected, index: index,
@@ -375,6 +550,8 @@ struct Recovery {
         var trustedEndSeen: UInt64?
         /// Keys of the frames at or after `trustedBytes`.
         var keys: [(offset: UInt64, ts: Int64, bytes: [UInt8])]
+        /// (checksum, id) of the frames at or after `trustedBytes`, in offset order.
+        var fingerprints: [(crc: UInt32, id: ResourceID)] = []
     }
 
     /// Scans a segment from the last entry of `index` to its end, verifying every frame.
@@ -388,6 +565,7 @@ struct Recovery {
         var lastTs: Int64?
         var trustedEndSeen: UInt64? = trustedBytes == 0 ? expected : nil
         var keys: [(offset: UInt64, ts: Int64, bytes: [UInt8])] = []
+        var fingerprints: [(crc: UInt32, id: ResourceID)] = []
         var scanner = FileScanner(io: core.io, file: fd, from: resume.position, limit: size)
         let stop: FileScanner.Stop
         do {
@@ -406,6 +584,7 @@ struct Recovery {
                 }
                 if position >= trustedBytes {
                     keys.append((v.offset, v.timestampMs, Array(UnsafeRawBufferPointer(rebasing: buffer[v.keyRange]))))
+                    fingerprints.append((buffer.u32LE(at: at), v.id))
                 }
                 lastTs = v.timestampMs
                 expected += 1
@@ -413,10 +592,11 @@ struct Recovery {
             }
         } catch { throw ioError(error) }
         if stop.position == trustedBytes && trustedEndSeen == nil { trustedEndSeen = expected }
-        return TailScan(stop: stop, index: index, expected: expected, lastTs: lastTs, trustedEndSeen: trustedEndSeen, keys: keys)
+        return TailScan(stop: stop, index: index, expected: expected, lastTs: lastTs, trustedEndSeen: trustedEndSeen, keys: keys,
+                        fingerprints: fingerprints)
     }
 
-    /// Writes bytes `[from, to)` of a segment back in place. Their checksums passed, but they
+    /// Writes bytes `[from, to)` of a file back in place. Their checksums passed, but they
     /// may be in the page cache only: after a failed fdatasync Linux marks dirty pages clean, so
     /// a later fdatasync would not write them. Rewriting makes them dirty again, and the
     /// recovery checkpoint's fdatasync then really persists them.
@@ -443,8 +623,15 @@ struct Recovery {
     /// Replays journals from the checkpoint's sequence, in order, up to the first entry that is
     /// not intact; returns the journal sequences found (all of them, for retirement) and the
     /// last one replayed.
-    /// Also returns where the last journal's written data ends when it ended cleanly.
-    private mutating func replayJournals() throws(LogStoreError) -> ([UInt64], UInt64?, Int64?) {
+    struct Replay {
+        /// Journal files replayed, in order.
+        var seqs: [UInt64] = []
+        /// Where the last one's intact entries end, and whether a torn entry follows there.
+        var endOfLast: Int64?
+        var lastTorn = false
+    }
+
+    private mutating func replayJournals() throws(LogStoreError) -> Replay {
         let io = core.io
         let paths = core.paths
         let names: [String]
@@ -462,10 +649,8 @@ struct Recovery {
         let start = checkpoint?.journalSeq ?? seqs.first ?? 1
         for seq in seqs where seq < start { try? io.remove(paths.journal(seq)) }
         var expectedSeq = start
-        var lastReplayed: UInt64?
-        var cleanEnd: Int64?
+        var result = Replay()
         var stopped = false
-        var found: [UInt64] = []
         for seq in seqs where seq >= start {
             let path = paths.journal(seq)
             if stopped || seq != expectedSeq {
@@ -476,8 +661,7 @@ struct Recovery {
                 stopped = true
                 continue
             }
-            found.append(seq)
-            lastReplayed = seq
+            result.seqs.append(seq)
             expectedSeq = seq + 1
             let fd: FileDescriptor
             let size: Int64
@@ -509,11 +693,20 @@ struct Recovery {
                 }
             } catch { throw ioError(error) }
             if let failure { throw failure }
+            // These entries are trusted from here on (the segments past the checkpoint are not
+            // fsynced until the next checkpoint): make sure they are on disk, not only in the page
+            // cache, where a failed fdatasync of the previous process may have left them "clean".
+            if journalIsTruth && stop.position > 0 {
+                try rewrite(fd, from: 0, to: stop.position)
+                do { try io.sync(fd) } catch { throw ioError(error) }
+            }
             switch stop.reason {
             case .invalid("end"), .end:
-                cleanEnd = stop.position
+                result.endOfLast = stop.position
+                result.lastTorn = false
             case .tornFrame, .invalid:
-                cleanEnd = nil
+                result.endOfLast = stop.position
+                result.lastTorn = true
                 let why: String
                 if case .invalid(let w) = stop.reason { why = w } else { why = "torn entry" }
                 recordJournalCut(file: path, position: stop.position, bytes: size - stop.position,
@@ -521,7 +714,7 @@ struct Recovery {
                 stopped = true
             }
         }
-        return (found, lastReplayed, cleanEnd)
+        return result
     }
 
     private mutating func recordJournalCut(file: String, position: Int64, bytes: Int64, reason: String) {
@@ -551,7 +744,25 @@ struct Recovery {
                     throw LogStoreError.io("journal entry for \(name) holds an invalid record frame despite its checksum")
                 }
                 defer { at += v.totalBytes }
-                if v.offset < next { continue }
+                journaled[p.number] = max(journaled[p.number] ?? 0, v.offset + 1)
+                if v.offset < next, let known = scannedFrames[p.number], v.offset >= known.first,
+                   v.offset - known.first < UInt64(known.frames.count) {
+                    let seen = known.frames[Int(v.offset - known.first)]
+                    if seen.crc != buffer.u32LE(at: at) || seen.id != v.id {
+                        // A stale record (a cut that a power loss undid) where the journal has
+                        // another: the journal wins.
+                        try truncate(p, to: v.offset, reason: "differs from the journal's record at this offset (stale)")
+                        scannedFrames[p.number]?.frames.removeLast(Int(next - v.offset))
+                        next = v.offset
+                    }
+                }
+                if v.offset < next {
+                    if journalIsTruth {
+                        rememberKey(UnsafeRawBufferPointer(rebasing: buffer[v.keyRange]), partition: p, offset: v.offset,
+                                    timestampMs: v.timestampMs)
+                    }
+                    continue
+                }
                 if v.offset > next {
                     failPartition(p, "journal continues at offset \(v.offset) but the log ends at \(next)", end: v.offset)
                     return

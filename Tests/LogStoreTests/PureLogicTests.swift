@@ -68,6 +68,16 @@ final class PureLogicTests: XCTestCase {
             }
         }
         XCTAssertTrue(Dictionary(uniqueKeysWithValues: table.all.map { ($0.0, $0.1) }) == reference, "contents differ")
+        // The batch insert (with prefetching) agrees with one-by-one inserts.
+        var batch: [(KeyHash, IdempotencyIndex.Location)] = []
+        for i in 0..<3_000 {
+            batch.append((key(), IdempotencyIndex.Location(partition: 9, offset: UInt64(i), timestampMs: -Int64(i))))
+        }
+        var one = table
+        for (k, v) in batch { one.set(k, v) }
+        table.setAll(batch)
+        XCTAssertEqual(table.count, one.count)
+        XCTAssertEqual(one.all.filter { table[$0.0] != $0.1 }.count, 0, "setAll differs from set")
         // The all-zero fingerprint (the empty marker) is still a usable key.
         let zero = IdempotencyIndex.Location(partition: 1, offset: 2, timestampMs: 3)
         table.set(KeyHash(first: 0, second: 0), zero)

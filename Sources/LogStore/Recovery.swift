@@ -47,7 +47,6 @@ struct Recovery {
     var report = RecoveryReport()
     /// Keys found past the checkpoint (scanned or replayed): the recovery checkpoint's key file.
     private var keyLog: [KeyFile.Entry] = []
-    private var keyFiles: [(seq: UInt64, newestMs: Int64)] = []
     private var recoveredKeys: [(KeyHash, IdempotencyIndex.Location)] = []
     /// With a checkpoint, the journals since it are the truth: a record past the checkpoint is
     /// kept only if a durable journal entry holds it. Without one (first open, or CHECKPOINT
@@ -71,7 +70,8 @@ struct Recovery {
     struct Outcome {
         let journal: JournalHandle
         let journalSeqs: [UInt64]
-        let keyFiles: [(seq: UInt64, newestMs: Int64)]
+        /// The idempotency index, still loading.
+        let keys: PendingKeys
         /// Keys recovered past the checkpoint that no key file holds yet (the writer's next
         /// checkpoint writes them).
         let keyLog: [KeyFile.Entry]
@@ -79,7 +79,7 @@ struct Recovery {
 
     private func ioError(_ e: any Error) -> LogStoreError { .io("recovery: \(e)") }
 
-    mutating func run(checkpointer makeCheckpointer: ([(seq: UInt64, newestMs: Int64)]) -> Checkpointer) throws(LogStoreError) -> (Outcome, Checkpointer) {
+    mutating func run(checkpointer makeCheckpointer: () -> Checkpointer) throws(LogStoreError) -> (Outcome, Checkpointer) {
         let io = core.io
         let paths = core.paths
 
@@ -104,12 +104,14 @@ struct Recovery {
         // Key files load on their own thread (CPU and memory bound) while partitions and
         // journals recover (mostly I/O).
         let keySeqs = try keyFileSeqs()
-        let keyResult = Mutex<KeyLoad?>(nil)
+        let keyResult = KeyLoadBox()
         let (keyCore, cutoff) = (core, cutoffMs)
         let keyThread = OSThread(name: "logstore-keys") {
             let load = Recovery.loadKeyFiles(core: keyCore, seqs: keySeqs, cutoffMs: cutoff)
-            keyResult.withLock { $0 = load }
+            keyResult.value.withLock { $0 = load }
         }
+        var keysHandedOver = false
+        defer { if !keysHandedOver { keyThread.join() } }
 
         let entries = Dictionary((checkpoint?.partitions ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for p in core.allPartitions {
@@ -127,23 +129,9 @@ struct Recovery {
             replayed = .success(r)
         } catch { replayed = .failure(error) }
         report.journalsMs = lap()
-        keyThread.join()
-        // Moved out of the box so that installing it below does not copy the table.
-        guard let keys = keyResult.withLock({ (box: inout KeyLoad?) -> KeyLoad? in
-            defer { box = nil }
-            return box
-        }) else { throw LogStoreError.io("recovery: key loading did not finish") }
-        if let error = keys.error { throw error }
         let replay = try replayed.get()
-        report.keysMs = keys.milliseconds
-        report.keysLoaded = keys.loaded
-        keyFiles = keys.files
-        let recovered = recoveredKeys
-        var index = consume keys
-        core.submission.withLock { s in
-            swap(&s.keys, &index.index)
-            for (hash, location) in recovered { s.keys.insert(hash, location) }
-        }
+        let keys = PendingKeys(thread: keyThread, result: keyResult, recovered: recoveredKeys)
+        keysHandedOver = true
         if !report.failedPartitions.isEmpty {
             let reason = "unrecoverable partitions at open: \(report.failedPartitions.keys.sorted())"
             core.checkpoints.withLock { $0.suspended = reason }
@@ -170,7 +158,7 @@ struct Recovery {
                 }
             } catch { throw ioError(error) }
             let seqs = replay.seqs.isEmpty ? [journal.seq] : replay.seqs
-            return (Outcome(journal: journal, journalSeqs: seqs, keyFiles: keyFiles, keyLog: keyLog), makeCheckpointer(keyFiles))
+            return (Outcome(journal: journal, journalSeqs: seqs, keys: keys, keyLog: keyLog), makeCheckpointer())
         }
 
         // No checkpoint (a new store, or CHECKPOINT lost): checkpoint now, which also records
@@ -178,9 +166,9 @@ struct Recovery {
         let newSeq = replay.seqs.last.map { $0 + 1 } ?? 1
         let journal: JournalHandle
         do { journal = try Writer.openJournal(core: core, seq: newSeq) } catch { throw ioError(error) }
-        let checkpointer = makeCheckpointer(keyFiles)
+        let checkpointer = makeCheckpointer()
         guard report.failedPartitions.isEmpty else {
-            return (Outcome(journal: journal, journalSeqs: replay.seqs + [newSeq], keyFiles: keyFiles, keyLog: keyLog), checkpointer)
+            return (Outcome(journal: journal, journalSeqs: replay.seqs + [newSeq], keys: keys, keyLog: keyLog), checkpointer)
         }
         var snapshots: [CheckpointJob.PartitionSnapshot] = []
         for p in core.allPartitions {
@@ -197,7 +185,7 @@ struct Recovery {
                                 retireJournals: replay.seqs, recovery: true)
         guard checkpointer.run(job) else { throw LogStoreError.io("recovery checkpoint failed (see log)") }
         report.checkpointMs = lap()
-        return (Outcome(journal: journal, journalSeqs: [newSeq], keyFiles: checkpointer.keyFiles, keyLog: []), checkpointer)
+        return (Outcome(journal: journal, journalSeqs: [newSeq], keys: keys, keyLog: []), checkpointer)
     }
 
     /// With a checkpoint: each partition keeps exactly what the checkpoint and the journals
@@ -299,6 +287,33 @@ struct Recovery {
             if let ckpt = checkpoint, seq <= ckpt.journalSeq { seqs.append(seq) } else { try? io.remove(path) }
         }
         return seqs.sorted()
+    }
+
+    /// The key-loading thread and what it will produce, plus the keys recovery found past the
+    /// checkpoint (inserted after the loaded ones).
+    final class KeyLoadBox: Sendable {
+        let value = Mutex<KeyLoad?>(nil)
+    }
+
+    final class PendingKeys: Sendable {
+        let thread: OSThread
+        let result: KeyLoadBox
+        let recovered: [(KeyHash, IdempotencyIndex.Location)]
+
+        init(thread: OSThread, result: KeyLoadBox, recovered: [(KeyHash, IdempotencyIndex.Location)]) {
+            self.thread = thread
+            self.result = result
+            self.recovered = recovered
+        }
+
+        /// Waits for the thread and takes its result (moved out: installing it does not copy).
+        func take() -> KeyLoad? {
+            thread.join()
+            return result.value.withLock { (box: inout KeyLoad?) -> KeyLoad? in
+                defer { box = nil }
+                return box
+            }
+        }
     }
 
     /// What the key-loading thread produced.

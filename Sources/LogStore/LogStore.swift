@@ -14,6 +14,7 @@ public final class LogStore: Sendable {
     let checkpointer: Checkpointer
     private let threads = Mutex<[OSThread]>([])
     private let closed = Mutex(false)
+    private let lockFile = Mutex<FileDescriptor?>(nil)
 
     /// What recovery found and did at open (the key-loading figures are filled in once the
     /// idempotency index is ready).
@@ -40,6 +41,7 @@ public final class LogStore: Sendable {
         let t0 = Clock.monotonicNanoseconds()
         let paths = StorePaths(root: directory)
         let checkpoint: CheckpointFile?
+        var lock: FileDescriptor?
         do {
             // New directories are durable only once their parent is fsynced.
             if !io.exists(directory) {
@@ -52,6 +54,9 @@ public final class LogStore: Sendable {
                 created = true
             }
             if created { try io.syncDirectory(directory) }
+            do { lock = try io.lockExclusive(paths.lock) } catch {
+                throw LogStoreError.io("\(directory) is in use by another process (\(paths.lock) is locked): \(error)")
+            }
             if io.exists(paths.checkpoint + ".tmp") { try io.remove(paths.checkpoint + ".tmp") }
             if io.exists(paths.checkpoint) {
                 do {
@@ -88,6 +93,7 @@ public final class LogStore: Sendable {
         report.durationMs = Double(Clock.monotonicNanoseconds() - t0) / 1e6
         core.recoveryReport.withLock { $0 = report }
         let store = LogStore(core: core, writer: writer, checkpointer: checkpointer)
+        store.lockFile.withLock { $0 = lock }
         let keys = outcome.keys
         if config.manualPumping {
             core.installKeys(keys, checkpointer: checkpointer)
@@ -308,12 +314,16 @@ public final class LogStore: Sendable {
             return t
         }
         if running.isEmpty {
+            precondition(core.config.manualPumping, "a threaded store has threads until closed")
             pump()
             pumpCheckpoint()
             writer.finish()
         } else {
-            for t in running { t.join() }
+            // Called from a completion on one of the store's threads (an inline sink): that
+            // thread finishes by itself once the completion returns.
+            for t in running where !t.isCurrent { t.join() }
         }
+        if let lock = lockFile.withLock({ $0 }) { core.io.unlock(lock) }
     }
 
     // MARK: Deterministic stepping (manual mode, for the simulation tests)

@@ -305,6 +305,17 @@ final class LogStoreTests: XCTestCase {
         reopened.close()
     }
 
+    func testASecondStoreOnTheSameDirectoryIsRefused() throws {
+        let store = try open()
+        XCTAssertThrowsError(try open()) { error in
+            guard case .io(let why)? = error as? LogStoreError else { return XCTFail("\(error)") }
+            XCTAssertTrue(why.contains("in use by another process"))
+        }
+        store.close()
+        let again = try open()
+        again.close()
+    }
+
     func testInvalidInputsAndBackPressure() throws {
         let store = try open(config { $0.queueOpsMax = 1; $0.groupWaitMicros = 200_000 })
         guard case .failure(.invalidPartitionKey) = store.appendAndWait(PartitionKey(region: "x", ispb: "123"), [record("k", [])]) else {

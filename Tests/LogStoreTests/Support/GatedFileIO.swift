@@ -38,4 +38,6 @@ final class GatedFileIO: FileIO, @unchecked Sendable {
     func syncDirectory(_ path: String) throws(FileIOError) { try disk.syncDirectory(path) }
     func rename(_ from: String, to: String) throws(FileIOError) { try disk.rename(from, to: to) }
     func remove(_ path: String) throws(FileIOError) { try disk.remove(path) }
+    func lockExclusive(_ path: String) throws(FileIOError) -> FileDescriptor { try disk.lockExclusive(path) }
+    func unlock(_ file: FileDescriptor) { disk.unlock(file) }
 }

@@ -26,8 +26,8 @@ public struct RecoveryReport: Sendable {
     public var failedPartitions: [String: String] = [:]
     public var journalEntriesReplayed = 0
     public var recordsReplayed = 0
-    /// Records found in segments past the checkpoint (written before the crash, not necessarily
-    /// acknowledged) and kept.
+    /// Records verified in segments past the checkpoint (with a checkpoint, only those a
+    /// journal entry also holds are kept; the others appear in `cuts`).
     public var recordsScanned = 0
     public var keysLoaded = 0
     /// Time spent: loading idempotency keys, verifying partition tails, replaying journals,
@@ -133,7 +133,6 @@ struct Recovery {
         report.journalsMs = lap()
         let replay = try replayed.get()
         let keys = PendingKeys(thread: keyThread, result: keyResult, recovered: recoveredKeys)
-        keysHandedOver = true
         if !report.failedPartitions.isEmpty {
             let reason = "unrecoverable partitions at open: \(report.failedPartitions.keys.sorted())"
             core.checkpoints.withLock { $0.suspended = reason }
@@ -160,6 +159,7 @@ struct Recovery {
                 }
             } catch { throw ioError(error) }
             let seqs = replay.seqs.isEmpty ? [journal.seq] : replay.seqs
+            keysHandedOver = true
             return (Outcome(journal: journal, journalSeqs: seqs, keys: keys, keyLog: keyLog), makeCheckpointer())
         }
 
@@ -170,6 +170,7 @@ struct Recovery {
         do { journal = try Writer.openJournal(core: core, seq: newSeq) } catch { throw ioError(error) }
         let checkpointer = makeCheckpointer()
         guard report.failedPartitions.isEmpty else {
+            keysHandedOver = true
             return (Outcome(journal: journal, journalSeqs: replay.seqs + [newSeq], keys: keys, keyLog: keyLog), checkpointer)
         }
         var snapshots: [CheckpointJob.PartitionSnapshot] = []
@@ -187,6 +188,7 @@ struct Recovery {
                                 retireJournals: replay.seqs, recovery: true)
         guard checkpointer.run(job) else { throw LogStoreError.io("recovery checkpoint failed (see log)") }
         report.checkpointMs = lap()
+        keysHandedOver = true
         return (Outcome(journal: journal, journalSeqs: [newSeq], keys: keys, keyLog: []), checkpointer)
     }
 

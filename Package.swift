@@ -37,7 +37,7 @@ let package = Package(
                        providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        .systemLibrary(name: "CCRC32C"),   // header-only: hardware CRC32C (SSE4.2 / ARMv8 CRC)
+        .systemLibrary(name: "CLogStore"),   // header-only: hardware CRC32C, prefetch (for LogStore)
 
         // ---- Swift modules, one responsibility each ----
         .target(name: "EventLoop", dependencies: ["CUV"], swiftSettings: strict),
@@ -53,7 +53,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         .target(name: "LogStore", dependencies: [
-            "CCRC32C",
+            "CLogStore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),

@@ -1,7 +1,7 @@
-import CCRC32C
+import CLogStore
 
 /// CRC32C (Castagnoli), the checksum of every frame the store writes. Hardware-accelerated
-/// through the CCRC32C shim when the CPU has the instruction.
+/// through the CLogStore shim when the CPU has the instruction.
 enum CRC32C {
     static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return crc }

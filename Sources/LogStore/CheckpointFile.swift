@@ -141,31 +141,40 @@ struct KeyFile: Equatable {
         return w.bytes
     }
 
-    /// Calls `visit` for every entry without building an array (fast load at open).
-    static func forEachEntry(in bytes: [UInt8], _ visit: (KeyHash, String, UInt64, Int64) -> Void) throws(DecodeError) {
+    /// Calls `visit` for every entry without building an array (fast load at open): `names` is
+    /// the file's partition table, `visit` gets an index into it.
+    static func forEachEntry(in bytes: [UInt8], names: ([String]) -> Void,
+                             _ visit: (KeyHash, Int, UInt64, Int64) -> Void) throws(DecodeError) {
         guard bytes.count >= 28, Array(bytes.prefix(8)) == magic else { throw DecodeError("bad magic") }
         try withBytes(bytes) { (raw) throws(DecodeError) in
             let body = UnsafeRawBufferPointer(rebasing: raw[..<(raw.count - 4)])
             guard CRC32C.checksum(body) == raw.u32LE(at: raw.count - 4) else { throw DecodeError("checksum mismatch") }
             var r = ByteReader(body, position: 8)
             guard try r.u32() == version else { throw DecodeError("unsupported version") }
-            let names = try (0..<Int(try r.u32())).map { _ throws(DecodeError) in try r.string16() }
+            let table = try (0..<Int(try r.u32())).map { _ throws(DecodeError) in try r.string16() }
             let count = Int(try r.u64())
             guard r.remaining == count * entryBytes else { throw DecodeError("entry count mismatch") }
+            names(table)
             var at = r.position
             for _ in 0..<count {
                 let number = Int(body.u32LE(at: at + 16))
-                guard number < names.count else { throw DecodeError("bad partition number") }
-                visit(KeyHash(first: body.u64LE(at: at), second: body.u64LE(at: at + 8)), names[number],
+                guard number < table.count else { throw DecodeError("bad partition number") }
+                visit(KeyHash(first: body.u64LE(at: at), second: body.u64LE(at: at + 8)), number,
                       body.u64LE(at: at + 20), Int64(bitPattern: body.u64LE(at: at + 28)))
                 at += entryBytes
             }
         }
     }
 
+    /// Entry count from the file size (for sizing the index before loading).
+    static func estimatedEntries(fileBytes: Int) -> Int { max(0, fileBytes / entryBytes) }
+
     static func decode(_ bytes: [UInt8]) throws(DecodeError) -> KeyFile {
         var entries: [Entry] = []
-        try forEachEntry(in: bytes) { entries.append(Entry(hash: $0, partition: $1, offset: $2, timestampMs: $3)) }
+        var table: [String] = []
+        try forEachEntry(in: bytes, names: { table = $0 }) {
+            entries.append(Entry(hash: $0, partition: table[$1], offset: $2, timestampMs: $3))
+        }
         return KeyFile(entries: entries)
     }
 }

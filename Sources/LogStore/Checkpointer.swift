@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 /// What a checkpoint must make durable, captured by the writer at a group boundary.
 struct CheckpointJob: Sendable {
@@ -23,23 +24,23 @@ struct CheckpointJob: Sendable {
     let keys: [KeyFile.Entry]
     /// Journal files the checkpoint makes obsolete (recycled or deleted after it completes).
     let retireJournals: [UInt64]
-    /// The checkpoint that ends recovery at open (synchronous; fsyncs every directory).
+    /// The checkpoint that ends recovery at open (run synchronously).
     let recovery: Bool
 }
 
 /// Makes checkpoints durable off the writer thread: index files and fdatasync of dirty
 /// segments, directory fsyncs, the key file, then CHECKPOINT (atomic replace); after that the
 /// retired journals are recycled or deleted.
-final class Checkpointer: @unchecked Sendable {
+final class Checkpointer: Sendable {
     let core: StoreCore
     let hashSeed: (UInt64, UInt64)
-    /// Key files on disk: (sequence, newest timestamp). Touched only by the checkpointing thread.
-    var keyFiles: [(seq: UInt64, newestMs: Int64)]
+    /// Key files on disk: (sequence, newest timestamp), for expiry. The files found at open are
+    /// added when the idempotency index has loaded them.
+    let keyFiles = Mutex<[(seq: UInt64, newestMs: Int64)]>([])
 
-    init(core: StoreCore, hashSeed: (UInt64, UInt64), keyFiles: [(seq: UInt64, newestMs: Int64)]) {
+    init(core: StoreCore, hashSeed: (UInt64, UInt64)) {
         self.core = core
         self.hashSeed = hashSeed
-        self.keyFiles = keyFiles
     }
 
     /// The checkpointer thread's body (first preallocates a spare journal if there is none).
@@ -78,7 +79,7 @@ final class Checkpointer: @unchecked Sendable {
                     }
                     core.metrics.segmentFsync.recordNanoseconds(Int64(Clock.monotonicNanoseconds() - t))
                 }
-                if snap.directoryDirty || job.recovery {
+                if snap.directoryDirty {
                     try io.syncDirectory(snap.partition.directory)
                     try io.syncDirectory(core.paths.parentOfPartition(snap.partition.name))
                 }
@@ -96,7 +97,7 @@ final class Checkpointer: @unchecked Sendable {
                 }
                 io.close(fd)
                 try io.syncDirectory(core.paths.keysDirectory)
-                keyFiles.append((job.journalSeq, job.keys.map(\.timestampMs).max() ?? job.timeMs))
+                keyFiles.withLock { $0.append((job.journalSeq, job.keys.map(\.timestampMs).max() ?? job.timeMs)) }
             }
             let file = CheckpointFile(
                 journalSeq: job.journalSeq, hashSeed: hashSeed, timeMs: job.timeMs,
@@ -123,11 +124,11 @@ final class Checkpointer: @unchecked Sendable {
         }
         retire(job.retireJournals)
         let cutoff = job.timeMs - core.config.dedupWindowMs
-        keyFiles.removeAll { file in
-            guard file.newestMs < cutoff else { return false }
-            try? io.remove(core.paths.keys(file.seq))
-            return true
+        let expired: [UInt64] = keyFiles.withLock { files in
+            defer { files.removeAll { $0.newestMs < cutoff } }
+            return files.filter { $0.newestMs < cutoff }.map(\.seq)
         }
+        for seq in expired { try? io.remove(core.paths.keys(seq)) }
         core.metrics.checkpoints.increment()
         core.metrics.checkpointDuration.recordNanoseconds(Int64(Clock.monotonicNanoseconds() - t0))
         core.updateGauges()

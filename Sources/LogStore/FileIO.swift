@@ -50,6 +50,11 @@ public protocol FileIO: Sendable {
     /// Atomically replaces `to` with `from`.
     func rename(_ from: String, to: String) throws(FileIOError)
     func remove(_ path: String) throws(FileIOError)
+    /// Opens (creating) `path` and takes an exclusive advisory lock on it without waiting;
+    /// fails when another open store holds it.
+    func lockExclusive(_ path: String) throws(FileIOError) -> FileDescriptor
+    /// Releases a lock taken by `lockExclusive` and closes its descriptor.
+    func unlock(_ file: FileDescriptor)
 }
 
 extension FileIO {

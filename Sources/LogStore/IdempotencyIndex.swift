@@ -1,6 +1,7 @@
-/// First-in first-out queue over an array (amortized O(1), no per-element allocation).
+/// First-in first-out queue over an array (amortized O(1)). A popped element is released at
+/// once (its slot is cleared), so queued operations do not keep payloads alive after commit.
 struct FIFOQueue<Element> {
-    private var storage: [Element] = []
+    private var storage: [Element?] = []
     private var head = 0
 
     var count: Int { storage.count - head }
@@ -12,9 +13,13 @@ struct FIFOQueue<Element> {
 
     mutating func removeFirst() -> Element {
         precondition(head < storage.count)
-        let e = storage[head]
+        let e = storage[head]!
+        storage[head] = nil
         head += 1
-        if head >= 4096 && head * 2 >= storage.count {
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 4096 && head * 2 >= storage.count {
             storage.removeFirst(head)
             head = 0
         }
@@ -26,14 +31,14 @@ struct FIFOQueue<Element> {
 /// guards it with the submission lock). Bounded by a time window and an entry count: keys are
 /// forgotten in insertion order when their timestamp leaves the window, or early (counted)
 /// when the count cap is reached.
-struct IdempotencyIndex {
-    struct Location: Equatable {
+struct IdempotencyIndex: Sendable {
+    struct Location: Equatable, Sendable {
         var partition: UInt32
         var offset: UInt64
         var timestampMs: Int64
     }
 
-    private var map: [KeyHash: Location] = [:]
+    private var map = KeyTable()
     private var order = FIFOQueue<(KeyHash, Int64)>()
     let entriesMax: Int
 
@@ -45,8 +50,8 @@ struct IdempotencyIndex {
     var count: Int { map.count }
 
     mutating func reserveCapacity(_ n: Int) {
-        map.reserveCapacity(min(n, entriesMax))
-        order.reserveCapacity(min(n, entriesMax))
+        map.reserveCapacity(min(n, entriesMax + 1))
+        order.reserveCapacity(min(n, entriesMax + 1))
     }
 
     func lookup(_ hash: KeyHash) -> Location? { map[hash] }
@@ -54,8 +59,21 @@ struct IdempotencyIndex {
     /// Inserts (or replaces) a key; returns how many keys were forgotten early to respect the cap.
     @discardableResult
     mutating func insert(_ hash: KeyHash, _ location: Location) -> Int {
-        map[hash] = location
+        map.set(hash, location)
         order.append((hash, location.timestampMs))
+        var evicted = 0
+        while map.count > entriesMax, !order.isEmpty {
+            if removeOldest() { evicted += 1 }
+        }
+        return evicted
+    }
+
+    /// `insert` for many keys at once (faster for large loads); returns how many keys were
+    /// forgotten early to respect the cap.
+    @discardableResult
+    mutating func insertAll(_ items: [(KeyHash, Location)]) -> Int {
+        map.setAll(items)
+        for (hash, location) in items { order.append((hash, location.timestampMs)) }
         var evicted = 0
         while map.count > entriesMax, !order.isEmpty {
             if removeOldest() { evicted += 1 }
@@ -77,12 +95,13 @@ struct IdempotencyIndex {
     private mutating func removeOldest() -> Bool {
         let (hash, ts) = order.removeFirst()
         guard let current = map[hash], current.timestampMs == ts else { return false }
-        map[hash] = nil
+        map.remove(hash)
         return true
     }
 
     /// All entries, oldest first (for tests and diagnostics).
     var entries: [(KeyHash, Location)] {
-        map.map { ($0.key, $0.value) }.sorted { $0.1.timestampMs < $1.1.timestampMs }
+        map.all.sorted { $0.1.timestampMs < $1.1.timestampMs }
     }
 }
+extension FIFOQueue: Sendable where Element: Sendable {}

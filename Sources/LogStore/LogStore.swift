@@ -14,14 +14,20 @@ public final class LogStore: Sendable {
     let checkpointer: Checkpointer
     private let threads = Mutex<[OSThread]>([])
     private let closed = Mutex(false)
-    /// What recovery found and did at open.
-    public let recoveryReport: RecoveryReport
+    private let lockFile = Mutex<FileDescriptor?>(nil)
 
-    private init(core: StoreCore, writer: Writer, checkpointer: Checkpointer, report: RecoveryReport) {
+    /// What recovery found and did at open (the key-loading figures are filled in once the
+    /// idempotency index is ready).
+    public var recoveryReport: RecoveryReport { core.recoveryReport.withLock { $0 } }
+
+    /// False while the idempotency index is still loading after open: reads, acknowledgements
+    /// and leases are served; appends are held and submitted once it is ready.
+    public var idempotencyIndexReady: Bool { core.submission.withLock { $0.keysReady } }
+
+    private init(core: StoreCore, writer: Writer, checkpointer: Checkpointer) {
         self.core = core
         self.writer = writer
         self.checkpointer = checkpointer
-        self.recoveryReport = report
     }
 
     deinit { close() }
@@ -35,6 +41,7 @@ public final class LogStore: Sendable {
         let t0 = Clock.monotonicNanoseconds()
         let paths = StorePaths(root: directory)
         let checkpoint: CheckpointFile?
+        var lock: FileDescriptor?
         do {
             // New directories are durable only once their parent is fsynced.
             if !io.exists(directory) {
@@ -47,6 +54,9 @@ public final class LogStore: Sendable {
                 created = true
             }
             if created { try io.syncDirectory(directory) }
+            do { lock = try io.lockExclusive(paths.lock) } catch {
+                throw LogStoreError.io("\(directory) is in use by another process (\(paths.lock) is locked): \(error)")
+            }
             if io.exists(paths.checkpoint + ".tmp") { try io.remove(paths.checkpoint + ".tmp") }
             if io.exists(paths.checkpoint) {
                 do {
@@ -73,18 +83,26 @@ public final class LogStore: Sendable {
         let core = StoreCore(paths: paths, io: io, config: config, logger: logger, metrics: metrics, sink: completions,
                              hasher: SipHash128(k0: seed.0, k1: seed.1))
         var recovery = Recovery(core: core, checkpoint: checkpoint)
-        let (outcome, checkpointer) = try recovery.run { Checkpointer(core: core, hashSeed: seed, keyFiles: $0) }
+        let (outcome, checkpointer) = try recovery.run { Checkpointer(core: core, hashSeed: seed) }
         core.submission.withLock { s in
             for p in core.allPartitions { s.nextOffsets[p.number] = p.writer.value.nextOffset }
         }
-        let writer = Writer(core: core, checkpointer: checkpointer, journal: outcome.journal, journalSeqs: outcome.journalSeqs)
+        let writer = Writer(core: core, checkpointer: checkpointer, journal: outcome.journal, journalSeqs: outcome.journalSeqs,
+                            keyLog: outcome.keyLog)
         var report = recovery.report
         report.durationMs = Double(Clock.monotonicNanoseconds() - t0) / 1e6
-        let store = LogStore(core: core, writer: writer, checkpointer: checkpointer, report: report)
-        if !config.manualPumping {
+        core.recoveryReport.withLock { $0 = report }
+        let store = LogStore(core: core, writer: writer, checkpointer: checkpointer)
+        store.lockFile.withLock { $0 = lock }
+        let keys = outcome.keys
+        if config.manualPumping {
+            core.installKeys(keys, checkpointer: checkpointer)
+        } else {
+            core.submission.withLock { $0.keysReady = false }
             store.threads.withLock {
                 $0 = [OSThread(name: "logstore-writer") { writer.run() },
-                      OSThread(name: "logstore-ckpt") { checkpointer.runLoop() }]
+                      OSThread(name: "logstore-ckpt") { checkpointer.runLoop() },
+                      OSThread(name: "logstore-keys") { core.installKeys(keys, checkpointer: checkpointer) }]
             }
         }
         core.updateGauges()
@@ -106,22 +124,22 @@ public final class LogStore: Sendable {
     public func append(_ p: PartitionKey, _ records: [AppendRecord],
                        completion: @escaping @Sendable (Result<[AppendOutcome], LogStoreError>) -> Void) {
         let config = core.config
-        guard p.isValid else { return reject(.invalidPartitionKey(p.description), completion) }
+        guard p.isValid else { return core.reject(.invalidPartitionKey(p.description), completion) }
         if records.count > config.batchRecordsMax {
-            return reject(.invalidRecord("\(records.count) records in one append (max \(config.batchRecordsMax))"), completion)
+            return core.reject(.invalidRecord("\(records.count) records in one append (max \(config.batchRecordsMax))"), completion)
         }
         var bytes = 0
         for r in records {
             if r.key.isEmpty || r.key.count > config.keyBytesMax {
-                return reject(.invalidRecord("key of \(r.key.count) bytes (1...\(config.keyBytesMax))"), completion)
+                return core.reject(.invalidRecord("key of \(r.key.count) bytes (1...\(config.keyBytesMax))"), completion)
             }
             if r.payload.count > config.payloadBytesMax {
-                return reject(.invalidRecord("payload of \(r.payload.count) bytes (max \(config.payloadBytesMax))"), completion)
+                return core.reject(.invalidRecord("payload of \(r.payload.count) bytes (max \(config.payloadBytesMax))"), completion)
             }
             bytes += RecordFrame.encodedBytes(keyCount: r.key.count, payloadCount: r.payload.count)
         }
         if bytes > config.groupBytesMax {
-            return reject(.invalidRecord("append of \(bytes) bytes exceeds groupBytesMax \(config.groupBytesMax)"), completion)
+            return core.reject(.invalidRecord("append of \(bytes) bytes exceeds groupBytesMax \(config.groupBytesMax)"), completion)
         }
         if records.isEmpty {
             core.sink.submit { completion(.success([])) }
@@ -129,146 +147,7 @@ public final class LogStore: Sendable {
         }
         let partition = core.partition(named: p.description, create: true)!
         let hashes = records.map { core.hasher.hash($0.key) }
-        submit(partition, records, hashes: hashes, verified: [:], completion: completion)
-    }
-
-    private func reject<T>(_ error: LogStoreError, _ completion: @escaping @Sendable (Result<T, LogStoreError>) -> Void) {
-        switch error {
-        case .overloaded: core.metrics.rejectedOverloaded.increment()
-        case .invalidRecord, .invalidPartitionKey, .invalidOffset: core.metrics.rejectedInvalid.increment()
-        default: core.metrics.rejectedFailed.increment()
-        }
-        core.sink.submit { completion(.failure(error)) }
-    }
-
-    private enum SubmitStep {
-        case done(Result<[AppendOutcome], LogStoreError>)
-        case enqueued
-        case verify([(index: Int, location: IdempotencyIndex.Location)])
-    }
-
-    /// Classifies each record (new, duplicate in batch, duplicate of a pending or durable key),
-    /// assigns offsets and queues the new ones, all under the submission lock. A durable key is
-    /// confirmed by reading its record (fingerprints are 128-bit; the read makes the answer
-    /// exact and yields the id): that read happens outside the lock, then submission retries.
-    private func submit(_ partition: Partition, _ records: [AppendRecord], hashes: [KeyHash],
-                        verified: [Int: IdempotencyEntry?],
-                        completion: @escaping @Sendable (Result<[AppendOutcome], LogStoreError>) -> Void) {
-        let config = core.config
-        let deduplicate = !hashes.isEmpty
-        let step: SubmitStep = core.submission.withLock { s in
-            if s.closing { return .done(.failure(.closed)) }
-            if let failure = s.failure { return .done(.failure(failure)) }
-            if let failure = partition.failure { return .done(.failure(.partitionFailed(partition: partition.name, reason: failure))) }
-            var outcomes = [AppendOutcome?](repeating: nil, count: records.count)
-            var duplicateOf: [Int: Int] = [:]
-            var fresh: [Int] = []
-            var needVerify: [(index: Int, location: IdempotencyIndex.Location)] = []
-            var dependsOn: [Partition] = []
-            var waitsForPending = false
-            var firstInBatch: [KeyHash: Int] = [:]
-            for i in records.indices {
-                guard deduplicate else {
-                    fresh.append(i)
-                    continue
-                }
-                let h = hashes[i]
-                if let j = firstInBatch[h], records[j].key == records[i].key {
-                    duplicateOf[i] = j
-                    continue
-                }
-                if let pending = s.pending[h], pending.key == records[i].key, let key = pending.partition.key {
-                    outcomes[i] = .duplicate(partition: key, offset: pending.offset, id: pending.id)
-                    waitsForPending = true
-                    if pending.partition !== partition, !dependsOn.contains(where: { $0 === pending.partition }) {
-                        dependsOn.append(pending.partition)
-                    }
-                    continue
-                }
-                if let known = verified[i] {
-                    if let e = known {
-                        outcomes[i] = .duplicate(partition: e.partition, offset: e.offset, id: e.id)
-                        continue
-                    }
-                } else if let location = s.keys.lookup(h) {
-                    needVerify.append((i, location))
-                    continue
-                }
-                firstInBatch[h] = i
-                fresh.append(i)
-            }
-            if !needVerify.isEmpty { return .verify(needVerify) }
-            let newRecords = fresh.map { records[$0] }
-            let bytes = newRecords.reduce(64) { $0 + RecordFrame.encodedBytes(keyCount: $1.key.count, payloadCount: $1.payload.count) }
-            if !fresh.isEmpty && (s.queuedBytes + bytes > config.queueBytesMax || s.queue.count >= config.queueOpsMax) {
-                return .done(.failure(.overloaded))
-            }
-            let first = s.nextOffsets[partition.number] ?? 0
-            for (k, i) in fresh.enumerated() {
-                let offset = first + UInt64(k)
-                outcomes[i] = .appended(offset: offset)
-                if deduplicate {
-                    s.pending[hashes[i]] = PendingKey(partition: partition, offset: offset, id: records[i].id, key: records[i].key)
-                }
-            }
-            for (i, j) in duplicateOf {
-                guard case .appended(let offset) = outcomes[j], let key = partition.key else { continue }
-                outcomes[i] = .duplicate(partition: key, offset: offset, id: records[j].id)
-            }
-            let final = outcomes.map { $0! }
-            let duplicates = records.count - fresh.count
-            if duplicates > 0 { core.metrics.duplicateRecords.increment(by: duplicates) }
-            if fresh.isEmpty && !waitsForPending { return .done(.success(final)) }
-            s.nextOffsets[partition.number] = first + UInt64(fresh.count)
-            let op = AppendOp(partition: partition, records: newRecords, firstOffset: first,
-                              hashes: deduplicate ? fresh.map { hashes[$0] } : [], outcomes: final, dependsOn: dependsOn,
-                              completion: completion)
-            s.queue.append(.append(op))
-            s.queuedBytes += op.encodedBytes
-            s.queuedRecords += newRecords.count
-            return .enqueued
-        }
-        switch step {
-        case .enqueued:
-            core.submission.broadcast()
-        case .done(let result):
-            if case .success = result {
-                core.sink.submit { completion(result) }
-            } else if case .failure(let error) = result {
-                reject(error, completion)
-            }
-        case .verify(let list):
-            var known = verified
-            for (i, location) in list {
-                switch confirm(location, key: records[i].key) {
-                case .success(let entry): known[i] = entry
-                case .failure(let error): return reject(error, completion)
-                }
-            }
-            submit(partition, records, hashes: hashes, verified: known, completion: completion)
-        }
-    }
-
-    /// Reads the record an index entry points to: the key's entry when the record holds exactly
-    /// this key, nil when it does not (a fingerprint collision) or is gone (retention).
-    private func confirm(_ location: IdempotencyIndex.Location, key: [UInt8]) -> Result<IdempotencyEntry?, LogStoreError> {
-        guard let p = core.partition(number: location.partition), let partitionKey = p.key else { return .success(nil) }
-        do {
-            let records = try p.read(from: location.offset, maxRecords: 1, maxBytes: 0, indexIntervalBytes: core.config.indexIntervalBytes)
-            guard let r = records.first, r.offset == location.offset, r.key == key else { return .success(nil) }
-            return .success(IdempotencyEntry(partition: partitionKey, offset: r.offset, id: r.id, timestampMs: r.timestampMs))
-        } catch {
-            noteReadFailure(error, partition: p.name)
-            return .failure(error)
-        }
-    }
-
-    private func noteReadFailure(_ error: LogStoreError, partition: String) {
-        if case .corruption(_, let offset, let detail) = error {
-            core.metrics.corruptReads.increment()
-            core.logger.error("corrupt record detected on read; not served",
-                              metadata: ["partition": "\(partition)", "offset": "\(offset)", "detail": "\(detail)"])
-        }
+        core.submit(partition, records, hashes: hashes, verified: [:], completion: completion)
     }
 
     // MARK: Read
@@ -284,7 +163,7 @@ public final class LogStore: Sendable {
             return try partition.read(from: offset, maxRecords: maxRecords, maxBytes: maxBytes,
                                       indexIntervalBytes: core.config.indexIntervalBytes)
         } catch {
-            noteReadFailure(error, partition: partition.name)
+            core.noteReadFailure(error, partition: partition.name)
             throw error
         }
     }
@@ -307,11 +186,12 @@ public final class LogStore: Sendable {
         }.sorted { $0.description < $1.description }
     }
 
-    /// Where a durable idempotency key was stored, if it is inside the dedup window.
+    /// Where a durable idempotency key was stored, if it is inside the dedup window (nil while
+    /// the index is still loading after open; see `idempotencyIndexReady`).
     public func lookup(key: [UInt8]) -> IdempotencyEntry? {
         let hash = core.hasher.hash(key)
         guard let location = core.submission.withLock({ $0.keys.lookup(hash) }) else { return nil }
-        return (try? confirm(location, key: key).get()) ?? nil
+        return (try? core.confirm(location, key: key).get()) ?? nil
     }
 
     // MARK: Consumer state
@@ -321,17 +201,17 @@ public final class LogStore: Sendable {
     public func acknowledge(_ p: PartitionKey, offsets: [UInt64],
                             completion: @escaping @Sendable (Result<Void, LogStoreError>) -> Void) {
         guard let partition = core.partition(named: p.description, create: false), partition.key != nil else {
-            return reject(.invalidOffset(partition: p.description, offset: offsets.first ?? 0), completion)
+            return core.reject(.invalidOffset(partition: p.description, offset: offsets.first ?? 0), completion)
         }
         let end = partition.durableEnd
         if let bad = offsets.first(where: { $0 >= end }) {
-            return reject(.invalidOffset(partition: p.description, offset: bad), completion)
+            return core.reject(.invalidOffset(partition: p.description, offset: bad), completion)
         }
         if offsets.isEmpty {
             core.sink.submit { completion(.success(())) }
             return
         }
-        if let error = enqueue(.ack(partition, offsets, completion)) { reject(error, completion) }
+        if let error = enqueue(.ack(partition, offsets, completion)) { core.reject(error, completion) }
     }
 
     /// Journals the batch leased to `stream` (replacing its previous lease). Rides the next
@@ -376,7 +256,7 @@ public final class LogStore: Sendable {
         let record = AppendRecord(key: key, id: ResourceID(high: 0, low: 0), payload: payload, timestampMs: entry.timeMs)
         let partition = core.partition(named: StorePaths.quarantineName, create: true)!
         let metrics = core.metrics
-        submit(partition, [record], hashes: [], verified: [:]) { result in
+        core.submit(partition, [record], hashes: [], verified: [:]) { result in
             switch result {
             case .success(let outcomes):
                 guard case .appended(let offset) = outcomes.first else { return completion(.failure(.invalidRecord("quarantine"))) }
@@ -395,7 +275,7 @@ public final class LogStore: Sendable {
         do {
             records = try p.read(from: offset, maxRecords: maxCount, maxBytes: Int.max, indexIntervalBytes: core.config.indexIntervalBytes)
         } catch {
-            noteReadFailure(error, partition: p.name)
+            core.noteReadFailure(error, partition: p.name)
             throw error
         }
         return try records.map { (r) throws(LogStoreError) -> QuarantineRecord in
@@ -434,12 +314,16 @@ public final class LogStore: Sendable {
             return t
         }
         if running.isEmpty {
+            precondition(core.config.manualPumping, "a threaded store has threads until closed")
             pump()
             pumpCheckpoint()
             writer.finish()
         } else {
-            for t in running { t.join() }
+            // Called from a completion on one of the store's threads (an inline sink): that
+            // thread finishes by itself once the completion returns.
+            for t in running where !t.isCurrent { t.join() }
         }
+        if let lock = lockFile.withLock({ $0 }) { core.io.unlock(lock) }
     }
 
     // MARK: Deterministic stepping (manual mode, for the simulation tests)

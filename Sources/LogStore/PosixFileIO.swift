@@ -104,6 +104,21 @@ public struct PosixFileIO: FileIO {
     public func remove(_ path: String) throws(FileIOError) {
         if unlink(path) != 0 { throw Self.fail("unlink", path) }
     }
+
+    public func lockExclusive(_ path: String) throws(FileIOError) -> FileDescriptor {
+        let fd = try open(path, create: true)
+        if Self.retrying({ flock(fd.rawValue, LOCK_EX | LOCK_NB) }) != 0 {
+            let error = Self.fail("flock", path)
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    public func unlock(_ file: FileDescriptor) {
+        _ = flock(file.rawValue, LOCK_UN)
+        close(file)
+    }
 }
 
 // The module-level C functions, named so they do not collide with the protocol's methods.

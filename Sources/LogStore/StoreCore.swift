@@ -89,6 +89,10 @@ struct SubmissionState {
     var keys: IdempotencyIndex
     var failure: LogStoreError?
     var closing = false
+    /// False while the idempotency index loads in the background after open: appends are held
+    /// (in order, bounded by `queueOpsMax`) and submitted once it is installed.
+    var keysReady = true
+    var held: [@Sendable () -> Void] = []
 }
 
 /// Partitions by name and by in-process number.
@@ -123,6 +127,8 @@ final class StoreCore: Sendable {
     let checkpoints = ConditionLock(CheckpointQueueState())
     /// True when journal/spare.wal exists (a preallocated file to reuse at the next roll).
     let spareJournal = Mutex(false)
+    /// What open found and did (the key-loading figures arrive when the index is installed).
+    let recoveryReport = Mutex(RecoveryReport())
 
     init(paths: StorePaths, io: any FileIO, config: LogStoreConfig, logger: Logger, metrics: StoreMetrics,
          sink: any CompletionSink, hasher: SipHash128) {

@@ -1,5 +1,6 @@
 /// Layout of a store directory (docs/storage.md):
 ///
+///     LOCK                             flock'd by the process that has the store open
 ///     CHECKPOINT                       last completed checkpoint
 ///     journal/<seq 20 digits>.wal      write-ahead journal files; journal/spare.wal for reuse
 ///     keys/<seq 20 digits>.keys        idempotency keys persisted by the checkpoint of <seq>
@@ -11,6 +12,8 @@ struct StorePaths: Sendable {
     let root: String
 
     var checkpoint: String { "\(root)/CHECKPOINT" }
+    /// Held with an exclusive flock while a store is open: one process per directory.
+    var lock: String { "\(root)/LOCK" }
     var journalDirectory: String { "\(root)/journal" }
     var keysDirectory: String { "\(root)/keys" }
     var partitionsDirectory: String { "\(root)/partitions" }

@@ -114,6 +114,15 @@ final class OSThread: @unchecked Sendable {
         precondition(rc == 0, "pthread_create failed: \(rc)")
     }
 
+    /// True on the thread this object runs.
+    var isCurrent: Bool {
+        #if os(Linux)
+        pthread_equal(pthread_self(), thread) != 0
+        #else
+        pthread_equal(pthread_self(), thread!) != 0
+        #endif
+    }
+
     func join() {
         guard !joined else { return }
         joined = true

@@ -23,11 +23,12 @@ final class Writer: @unchecked Sendable {
     private var keyLog: [KeyFile.Entry] = []
     private(set) var failed = false
 
-    init(core: StoreCore, checkpointer: Checkpointer, journal: JournalHandle, journalSeqs: [UInt64]) {
+    init(core: StoreCore, checkpointer: Checkpointer, journal: JournalHandle, journalSeqs: [UInt64], keyLog: [KeyFile.Entry]) {
         self.core = core
         self.checkpointer = checkpointer
         self.journal = journal
         self.journalSeqs = journalSeqs
+        self.keyLog = keyLog
     }
 
     // MARK: Thread loop

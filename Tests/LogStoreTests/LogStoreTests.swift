@@ -113,6 +113,34 @@ final class LogStoreTests: XCTestCase {
         store.close()
     }
 
+    func testAppendsWaitForTheIdempotencyIndexAfterOpenWhileReadsAndAcksAreServed() throws {
+        let store = try open()
+        let a = record("12121212/A", [1], id: 1)
+        XCTAssertEqual(try store.appendAndWait(partition(9), [a]).get(), [.appended(offset: 0)])
+        store.close()
+
+        let io = GatedFileIO()
+        let reopened = try LogStore.open(directory: dir.path, config: config(), io: io, completions: InlineCompletionSink(),
+                                         logger: capture.logger)
+        XCTAssertFalse(reopened.idempotencyIndexReady)
+        // Served while the index loads:
+        XCTAssertEqual(try reopened.read(partition(9), from: 0, maxRecords: 10, maxBytes: 1 << 20).map(\.key), [a.key])
+        XCTAssertNoThrow(try reopened.acknowledgeAndWait(partition(9), [0]).get())
+        // Held until it is ready, then deduplicated against the loaded keys, in order.
+        let held = Waiter<Result<[AppendOutcome], LogStoreError>>()
+        let after = Waiter<Result<[AppendOutcome], LogStoreError>>()
+        let c = record("12121212/C", [3], id: 3)
+        reopened.append(partition(9), [a, c]) { held.fulfil($0) }
+        reopened.append(partition(9), [c]) { after.fulfil($0) }
+        XCTAssertNil(held.wait(seconds: 0.3, expectingTimeout: true), "append answered before the index was ready")
+        io.release()
+        XCTAssertEqual(try held.wait()?.get(), [.duplicate(partition: partition(9), offset: 0, id: a.id), .appended(offset: 1)])
+        XCTAssertEqual(try after.wait()?.get(), [.duplicate(partition: partition(9), offset: 1, id: c.id)])
+        XCTAssertTrue(reopened.idempotencyIndexReady)
+        XCTAssertEqual(reopened.recoveryReport.keysLoaded, 1)
+        reopened.close()
+    }
+
     func testAckJournalAndLeasesSurviveRestart() throws {
         let store = try open()
         _ = try store.appendAndWait(partition(3), (0..<10).map { record("33333333/\($0)", [UInt8($0)]) }).get()
@@ -275,6 +303,17 @@ final class LogStoreTests: XCTestCase {
             .reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: dir.path + "/partitions/test:00000008/" + $1)[.size] as? Int) ?? 0) }
         XCTAssertLessThanOrEqual(bytes, 64 << 10)
         reopened.close()
+    }
+
+    func testASecondStoreOnTheSameDirectoryIsRefused() throws {
+        let store = try open()
+        XCTAssertThrowsError(try open()) { error in
+            guard case .io(let why)? = error as? LogStoreError else { return XCTFail("\(error)") }
+            XCTAssertTrue(why.contains("in use by another process"))
+        }
+        store.close()
+        let again = try open()
+        again.close()
     }
 
     func testInvalidInputsAndBackPressure() throws {

@@ -45,6 +45,60 @@ final class PureLogicTests: XCTestCase {
         XCTAssertEqual(index.lookup(h(3))?.offset, 9)
     }
 
+    func testKeyTableMatchesADictionaryUnderCollisionsAndDeletes() {
+        var table = KeyTable(minimumCapacity: 8)
+        var reference: [KeyHash: IdempotencyIndex.Location] = [:]
+        var g = SplitMix64(seed: 42)
+        // Few distinct low bits: long probe runs that wrap around the end of the table.
+        func key() -> KeyHash { KeyHash(first: (g.next() % 8) << 0 | (g.next() % 4) << 60, second: g.next() % 64) }
+        for step in 0..<20_000 {
+            let k = key()
+            switch g.next() % 3 {
+            case 0, 1:
+                let v = IdempotencyIndex.Location(partition: UInt32(step % 7), offset: UInt64(step), timestampMs: Int64(step))
+                table.set(k, v)
+                reference[k] = v
+            default:
+                XCTAssertEqual(table.remove(k), reference.removeValue(forKey: k), "step \(step)")
+            }
+            if step % 500 == 0 {
+                XCTAssertEqual(table.count, reference.count, "step \(step)")
+                let wrong = reference.filter { table[$0.key] != $0.value }.count
+                XCTAssertEqual(wrong, 0, "step \(step): lookups disagree with the reference")
+            }
+        }
+        XCTAssertTrue(Dictionary(uniqueKeysWithValues: table.all.map { ($0.0, $0.1) }) == reference, "contents differ")
+        // The batch insert (with prefetching) agrees with one-by-one inserts.
+        var batch: [(KeyHash, IdempotencyIndex.Location)] = []
+        for i in 0..<3_000 {
+            batch.append((key(), IdempotencyIndex.Location(partition: 9, offset: UInt64(i), timestampMs: -Int64(i))))
+        }
+        var one = table
+        for (k, v) in batch { one.set(k, v) }
+        table.setAll(batch)
+        XCTAssertEqual(table.count, one.count)
+        XCTAssertEqual(one.all.filter { table[$0.0] != $0.1 }.count, 0, "setAll differs from set")
+        // The all-zero fingerprint (the empty marker) is still a usable key.
+        let zero = IdempotencyIndex.Location(partition: 1, offset: 2, timestampMs: 3)
+        table.set(KeyHash(first: 0, second: 0), zero)
+        XCTAssertEqual(table[KeyHash(first: 0, second: 0)], zero)
+    }
+
+    func testFIFOQueueReleasesPoppedElements() {
+        final class Token {}
+        var q = FIFOQueue<Token>()
+        weak var popped: Token?
+        do {
+            let t = Token()
+            popped = t
+            q.append(t)
+            q.append(Token())
+            _ = q.removeFirst()
+        }
+        XCTAssertNil(popped, "a popped element must not stay referenced by the queue")
+        XCTAssertEqual(q.count, 1)
+    }
+
     func testFIFOQueueCompactsAndKeepsOrder() {
         var q = FIFOQueue<Int>()
         for i in 0..<10_000 { q.append(i) }

@@ -13,15 +13,18 @@ import XCTest
 /// - every acknowledgement reported durable is in the consumer state;
 /// - durable keys are still recognised as duplicates;
 /// - the quarantine log keeps every entry reported durable.
-/// A failure names its seed; rerun one with LOGSTORE_SIM_SEED=<seed>.
+/// A failure names its seed; rerun one with LOGSTORE_SIM_SEED=<seed> (LOGSTORE_SIM_VERBOSE=1
+/// traces it). LOGSTORE_SIM_RUNS (default 60) and LOGSTORE_SIM_BASE choose the seeds.
 final class SimulationTests: XCTestCase {
     func testSeededSimulations() {
         let seeds: [UInt64]
         if let one = ProcessInfo.processInfo.environment["LOGSTORE_SIM_SEED"].flatMap(UInt64.init) {
             seeds = [one]
         } else {
-            let count = ProcessInfo.processInfo.environment["LOGSTORE_SIM_RUNS"].flatMap(Int.init) ?? 60
-            seeds = (1...UInt64(count)).map { 0x5EED_0000 &+ $0 }
+            let environment = ProcessInfo.processInfo.environment
+            let count = environment["LOGSTORE_SIM_RUNS"].flatMap(Int.init) ?? 60
+            let base = environment["LOGSTORE_SIM_BASE"].flatMap(UInt64.init) ?? 0x5EED_0000
+            seeds = (1...UInt64(count)).map { base &+ $0 }
         }
         var failedSeeds: [UInt64] = []
         for seed in seeds {

@@ -372,6 +372,10 @@ final class SimulatedFileIO: FileIO, @unchecked Sendable {
         pendingDirOps.append(.rename(from, to, id))
     }
 
+    /// One simulated process: the lock is always free (released by restarts).
+    func lockExclusive(_ path: String) throws(FileIOError) -> FileDescriptor { try open(path, create: true) }
+    func unlock(_ file: FileDescriptor) { close(file) }
+
     func remove(_ path: String) throws(FileIOError) {
         lock.lock()
         defer { lock.unlock() }

@@ -1,6 +1,8 @@
-#ifndef RTP_CCRC32C_SHIM_H
-#define RTP_CCRC32C_SHIM_H
+#ifndef RTP_CLOGSTORE_SHIM_H
+#define RTP_CLOGSTORE_SHIM_H
 /*
+ * Helpers for the LogStore module (header-only).
+ *
  * CRC32C (Castagnoli, reflected polynomial 0x82F63B78) for the LogStore frame checksums.
  * Header-only: the hardware instruction where the CPU has it (x86-64 SSE4.2, checked at run
  * time; AArch64 CRC extension, checked at compile time), a bitwise fallback otherwise.
@@ -61,6 +63,11 @@ static inline uint32_t rtp_crc32c(uint32_t crc, const void *data, size_t n) {
 #else
     return rtp_crc32c_bitwise(crc, p, n);
 #endif
+}
+
+/* Hint that *address will be written soon (hides cache misses of hash-table inserts). */
+static inline void rtp_prefetch_write(const void *address) {
+    __builtin_prefetch(address, 1, 1);
 }
 
 #endif

@@ -92,6 +92,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "LoadTests/redisbench", swiftSettings: strict),
+        .executableTarget(name: "logbench", dependencies: [
+            "LogStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "LoadTests/logbench", swiftSettings: strict),
         // Child process for LogStoreTests' kill -9 test: appends in a loop, prints durable offsets.
         .executableTarget(name: "logstore-crash", dependencies: [
             "LogStore",

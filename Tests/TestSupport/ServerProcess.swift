@@ -48,6 +48,10 @@ public final class ServerProcess {
     deinit {
         if process.isRunning { kill(SIGKILL) }
         stderrPipe.fileHandleForReading.readabilityHandler = nil
+        // RTPSTREAM_TEST_LOG_DIR=dir keeps every server's stderr for post-mortems.
+        if let dir = ProcessInfo.processInfo.environment["RTPSTREAM_TEST_LOG_DIR"] {
+            try? stderr.write(toFile: "\(dir)/rtpstream-\(apiPort)-\(process.processIdentifier).log", atomically: true, encoding: .utf8)
+        }
     }
 
     public var stderr: String { collector.text }

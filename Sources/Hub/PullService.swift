@@ -31,9 +31,11 @@ final class PullService {
     /// Live streams and held requests over all partitions (kept, not recounted per request).
     private var openStreams = 0
     private var waitingRequests = 0
-    /// Streams closed while Redis could not be told; released again when Redis returns, so that
-    /// their slots do not stay taken there until their leases run out.
+    /// Streams closed while Redis could not be told; released again by the sweep once Redis
+    /// answers, so that their slots do not stay taken there until their leases run out.
     private var unreleased: Set<StreamRef> = []
+    /// Whether Redis answered the last slot, touch or release call (else: local accounting).
+    private var redisAnswering = false
 
     struct StreamRef: Hashable {
         let ispb: String
@@ -143,12 +145,14 @@ final class PullService {
                 let ctx = box.value
                 switch decision {
                 case .denied(_, let used, let limit):
+                    noteRedis(answering: true)
                     metrics.refused(.slots)
                     ctx.respond(problem: Problem(.slotsExhausted, detail: "\(used) of \(limit) streams of \(ispb) are open"),
                                 headers: [HTTPHeader("Retry-After", String(decision.retryAfterSeconds ?? 1)),
                                           HTTPHeader("PI-Slots", "\(used)/\(limit)")])
                 case .granted, .unavailable:
                     if decision == .unavailable { metrics.localSlotDecisions.increment() }
+                    noteRedis(answering: decision != .unavailable)
                     guard !ctx.isCancelled else {
                         if decision != .unavailable { services.coordination.release(ispb: ispb, stream: stream) }
                         return
@@ -409,7 +413,18 @@ final class PullService {
     /// answer does not depend on it).
     private func touchRedis(_ s: PartitionState, _ st: StreamState) {
         services.coordination.touch(ispb: s.key.ispb, stream: st.id,
-                                    cursor: StreamCursor(sequence: st.sequence, batch: st.batch).bytes, completion: nil)
+                                    cursor: StreamCursor(sequence: st.sequence, batch: st.batch).bytes) { [unowned self] result in
+            if case .success = result { noteRedis(answering: true) } else { noteRedis(answering: false) }
+        }
+    }
+
+    /// The fallback gauge follows the last answer (a breaker that is not closed also counts):
+    /// a Redis that stops answering may take several deadlines to open the breaker.
+    private func noteRedis(answering: Bool) {
+        guard answering != redisAnswering else { return }
+        redisAnswering = answering
+        metrics.redisFallback.record(answering ? 0 : 1)
+        if !answering { services.logger.warning("Redis not answering: pull slots and cursors are accounted locally") }
     }
 
     /// Reads the records at `offsets`, in batch order. A batch of fresh offsets is one
@@ -509,7 +524,12 @@ final class PullService {
 
     private func releaseInRedis(_ ref: StreamRef) {
         services.coordination.release(ispb: ref.ispb, stream: ref.stream) { [self] result in
-            if case .failure = result { unreleased.insert(ref) }
+            if case .failure = result {
+                unreleased.insert(ref)
+                noteRedis(answering: false)
+            } else {
+                noteRedis(answering: true)
+            }
         }
     }
 
@@ -532,7 +552,11 @@ final class PullService {
         }
         metrics.streamsOpen.record(openStreams)
         metrics.backlogTotal.record(Int64(backlogTotal))
-        metrics.redisFallback.record(services.redis.state == .closed ? 0 : 1)
+        if services.redis.state != .closed {
+            noteRedis(answering: false)
+        } else if !unreleased.isEmpty {
+            retryReleases()
+        }
     }
 
     /// Age of the oldest unacknowledged message (the one at the ack floor), 0 when none.
@@ -563,19 +587,25 @@ final class PullService {
     /// Redis came back (or answered for the first time): register this node's live streams
     /// (slots and cursors) again and release the ones closed while it was away.
     func reregister() {
-        metrics.redisFallback.record(0)
+        noteRedis(answering: true)
         var entries: [(ispb: String, stream: UInt64, cursor: [UInt8])] = []
         for s in partitions.values {
             for st in s.consumers.streams.values {
                 entries.append((s.key.ispb, st.id, StreamCursor(sequence: st.sequence, batch: st.batch).bytes))
             }
         }
-        let stale = unreleased
-        unreleased = []
-        for ref in stale where partitions[ref.ispb]?.consumers.stream(ref.stream) == nil { releaseInRedis(ref) }
+        retryReleases()
         guard !entries.isEmpty else { return }
         services.logger.notice("Redis available; re-registering streams", metadata: ["streams": "\(entries.count)"])
         services.coordination.reregister(entries)
+    }
+
+    /// Releases the streams whose release Redis missed. Idempotent there; also undoes a lease
+    /// that a timed-out touch re-added when a paused Redis resumed.
+    private func retryReleases() {
+        let stale = unreleased
+        unreleased = []
+        for ref in stale where partitions[ref.ispb]?.consumers.stream(ref.stream) == nil { releaseInRedis(ref) }
     }
 
     /// Shutdown: answer every long poll now (204, same pointer) and refuse new streams.

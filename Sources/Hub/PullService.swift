@@ -302,15 +302,34 @@ final class PullService {
         let offsets = s.consumers.batchToAcknowledge(id: stream)
         guard !offsets.isEmpty else { return then() }
         s.consumers.beginRequest(id: stream, nowMs: services.loop.nowMs)
-        let box = LoopBound((self, s, ctx, then))
+        let box = LoopBound(PendingAcknowledgement(service: self, state: s, ctx: ctx, then: then))
         services.store.acknowledge(s.key, offsets: offsets) { result in
-            let (me, s, ctx, then) = box.value
-            me.acknowledgeCompleted(s, stream: stream, offsets: offsets, ctx: ctx, result: result, then: then)
+            let pending = box.value
+            pending.service.acknowledgeCompleted(pending, stream: stream, offsets: offsets, result: result)
         }
     }
 
-    private func acknowledgeCompleted(_ s: PartitionState, stream: UInt64, offsets: [UInt64], ctx: RequestContext,
-                                      result: Result<Void, LogStoreError>, then: () -> Void) {
+    /// What an acknowledgement in flight continues with (a class: the release compiler of
+    /// Swift 6.3 crashes on a tuple of these carried through the closure).
+    final class PendingAcknowledgement {
+        let service: PullService
+        let state: PartitionState
+        let ctx: RequestContext
+        let then: () -> Void
+
+        init(service: PullService, state: PartitionState, ctx: RequestContext, then: @escaping () -> Void) {
+            self.service = service
+            self.state = state
+            self.ctx = ctx
+            self.then = then
+        }
+    }
+
+    private func acknowledgeCompleted(_ pending: PendingAcknowledgement, stream: UInt64, offsets: [UInt64],
+                                      result: Result<Void, LogStoreError>) {
+        let s = pending.state
+        let ctx = pending.ctx
+        let then = pending.then
         s.consumers.endRequest(id: stream, nowMs: services.loop.nowMs)
         switch result {
         case .success:

@@ -232,11 +232,20 @@ final class PullService {
     // MARK: steps
 
     private func shape(_ ctx: RequestContext) -> Shape? {
-        guard let representation = PullRepresentation.negotiate(accept: ctx.request.header("accept")) else {
+        let accept = ctx.request.header("accept")
+        let acceptEncoding = ctx.request.header("accept-encoding")
+        // The values pull clients send on every request, decided without parsing them.
+        switch (accept, acceptEncoding) {
+        case ("multipart/mixed", nil): return Shape(representation: .multipart, gzip: false)
+        case ("application/xml", nil), (nil, nil): return Shape(representation: .single, gzip: false)
+        case ("multipart/mixed", "gzip"): return Shape(representation: .multipart, gzip: true)
+        default: break
+        }
+        guard let representation = PullRepresentation.negotiate(accept: accept) else {
             ctx.respond(problem: Problem(.notAcceptable, detail: "Accept application/xml (one message) or multipart/mixed (up to \(Self.multipartBatchMax))"))
             return nil
         }
-        return Shape(representation: representation, gzip: acceptsGzip(ctx.request.header("accept-encoding")))
+        return Shape(representation: representation, gzip: acceptsGzip(acceptEncoding))
     }
 
     private func pointer(_ ctx: RequestContext, ispb: String) -> PullToken? {
@@ -410,16 +419,18 @@ final class PullService {
         var headers = [HTTPHeader("PI-Pull-Next", next)]
         var body: [[UInt8]]
         if shape.representation == .single {
-            headers.append(HTTPHeader("Content-Type", "application/xml; charset=utf-8"))
-            headers.append(HTTPHeader("PI-ResourceId", records[0].id.description))
-            body = [records[0].payload]
+            let r = records[0]
+            headers.append(HTTPHeader("Content-Type", PullResponseBody.partContentType))
+            headers.append(HTTPHeader("PI-ResourceId", PullResponseBody.resourceID(high: r.id.high, low: r.id.low)))
+            body = [r.payload]
         } else {
-            let (chunks, contentType) = Multipart.build(
-                parts: records.map { ([HTTPHeader("Content-Type", "application/xml; charset=utf-8"),
-                                       HTTPHeader("PI-ResourceId", $0.id.description)], $0.payload) },
-                boundary: "rtp-\(services.boundaryToken())")
-            headers.append(HTTPHeader("Content-Type", contentType))
-            body = chunks
+            let parts = records.map { PullResponseBody.Part(idHigh: $0.id.high, idLow: $0.id.low, payload: $0.payload) }
+            var multipart = PullResponseBody.multipart(parts, boundary: PullResponseBody.boundary(random: services.ids.nextWord()))
+            while multipart == nil {   // a payload holds the boundary: draw another
+                multipart = PullResponseBody.multipart(parts, boundary: PullResponseBody.boundary(random: services.ids.nextWord()))
+            }
+            headers.append(HTTPHeader("Content-Type", multipart!.contentType))
+            body = multipart!.chunks
         }
         if shape.gzip {
             body = [Gzip.compress(body)]

@@ -357,6 +357,7 @@ final class PullService {
     /// sends the next batch, or holds the request until messages arrive.
     private func deliver(_ ctx: RequestContext, state s: PartitionState, stream: UInt64, after sequence: UInt32, shape: Shape) {
         let now = services.loop.nowMs
+        let leasedAgain = s.consumers.leasedAgainCount
         switch s.consumers.leaseNext(id: stream, after: sequence, max: shape.batchMax, nowMs: now) {
         case .gone:
             respondResolution(ctx, .closed)
@@ -368,6 +369,7 @@ final class PullService {
             let st = s.consumers.stream(stream)!
             services.store.recordLease(s.key, stream: stream, sequence: UInt64(st.sequence), offsets: offsets)
             metrics.delivered.increment(by: offsets.count)
+            metrics.redelivered.increment(by: Int(s.consumers.leasedAgainCount - leasedAgain))
             respondBatch(ctx, state: s, stream: st, shape: shape, redelivery: false)
         case .nothingAvailable:
             let waitMs = UInt64(services.config.longPollSeconds) * 1000
@@ -618,6 +620,7 @@ final class PullService {
     /// (slots and cursors) again and release the ones closed while it was away.
     func reregister() {
         noteRedis(answering: true)
+        warmScripts()
         var entries: [(ispb: String, stream: UInt64, cursor: [UInt8])] = []
         for s in partitions.values {
             for st in s.consumers.streams.values {
@@ -628,6 +631,19 @@ final class PullService {
         guard !entries.isEmpty else { return }
         services.logger.notice("Redis available; re-registering streams", metadata: ["streams": "\(entries.count)"])
         services.coordination.reregister(entries)
+    }
+
+    /// Loads the touch and release scripts into a Redis that may have lost them (restart,
+    /// failover) before real traffic needs them. The client answers NOSCRIPT by re-sending the
+    /// script with EVAL, which puts that command behind everything sent meanwhile: the first
+    /// release after a script loss ran after the acquire of a stream opened right after a
+    /// DELETE (429 with Retry-After = the idle time), and the first touch could re-add the lease
+    /// of a stream closed right after its answer. A touch and a release of stream 0 of the
+    /// hub's own ISPB (which never pulls) leave nothing behind.
+    private func warmScripts() {
+        let ispb = services.config.hubISPB
+        services.coordination.touch(ispb: ispb, stream: 0, cursor: [])
+        services.coordination.release(ispb: ispb, stream: 0)
     }
 
     /// Releases the streams whose release Redis missed. Idempotent there; also undoes a lease

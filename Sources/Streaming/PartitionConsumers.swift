@@ -110,6 +110,10 @@ public final class PartitionConsumers {
 
     public var leasedCount: Int { leased.count }
 
+    /// Offsets leased again after they were returned (abandoned or closed unacknowledged),
+    /// since this partition was opened: redeliveries to another stream.
+    public private(set) var leasedAgainCount: UInt64 = 0
+
     public func isLeased(_ offset: UInt64) -> Bool { leased[offset] != nil }
     public func isAcknowledged(_ offset: UInt64) -> Bool { offset < ackFloor || ackedAbove.contains(offset) }
 
@@ -137,6 +141,7 @@ public final class PartitionConsumers {
             out.append(o)
         }
         returned.removeFirst(i)
+        leasedAgainCount += UInt64(out.count)
         while out.count < max && scanOffset < endOffset {
             let o = scanOffset
             scanOffset += 1

@@ -18,6 +18,7 @@ final class ConsumerTests: XCTestCase {
         XCTAssertTrue(c.open(id: 8, nowMs: 30_000))
         XCTAssertEqual(c.leaseNext(id: 8, after: 0, max: 10, nowMs: 30_000), .leased(Array(0..<10)))
         XCTAssertEqual(c.leasedCount, 10)
+        XCTAssertEqual(c.leasedAgainCount, 3, "the three returned ones")
     }
 
     /// Returned offsets come before fresh ones, lowest first.
@@ -32,6 +33,7 @@ final class ConsumerTests: XCTestCase {
         c.acknowledged(id: 2, offsets: Array(10..<15))
         XCTAssertEqual(c.leaseNext(id: 2, after: 1, max: 10, nowMs: 2), .leased(Array(0..<10)))
         XCTAssertEqual(c.stream(2)?.sequence, 2)
+        XCTAssertEqual(c.leasedAgainCount, 10)
     }
 
     /// Two requests of the same pointer (a client retrying on a second connection while the

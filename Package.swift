@@ -87,6 +87,10 @@ let package = Package(
                           path: "LoadTests/tlsbench", swiftSettings: strict),
         .executableTarget(name: "xmlbench", dependencies: ["ISO20022"],
                           path: "LoadTests/xmlbench", swiftSettings: strict),
+        .executableTarget(name: "pullbench", dependencies: [
+            "HTTP", "ISO20022", "TestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "LoadTests/pullbench", swiftSettings: strict),
         .executableTarget(name: "redisbench", dependencies: [
             "Coordination", "EventLoop", "TestSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

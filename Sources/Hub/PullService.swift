@@ -7,15 +7,20 @@ import Logging
 import Metrics
 import Streaming
 
-/// The pull path (DESIGN.md §1 "Pull semantics", docs/api.md): streams of competing consumers
-/// per ISPB, pointers, durable acknowledgements, long polls woken by appends, thread slots and
-/// cursors in Redis with local fallback. Loop thread only.
+/// The pull path (DESIGN.md §1 "Pull semantics", docs/api.md, docs/pull.md): streams of
+/// competing consumers per ISPB, pointers, durable acknowledgements, long polls woken by
+/// appends, thread slots and cursors in Redis with local fallback. Loop thread only.
 ///
 /// Effects are applied here; the state transitions are `PartitionConsumers`' (Streaming),
-/// which the model test exercises without I/O.
+/// which the model test exercises without I/O. Every request of a live stream is bracketed by
+/// `beginRequest`/`endRequest` while it waits (acknowledgement or long poll), so a stream with
+/// a request in progress never expires under it.
 final class PullService {
     /// Messages per response by representation.
     static let multipartBatchMax = 10
+    /// Tombstones of closed streams (410 rather than 404) live at least this long.
+    static let tombstoneTTLMsMin: UInt64 = 300_000
+    static let sweepIntervalMs: UInt64 = 1000
 
     private let services: HubServices
     private var partitions: [String: PartitionState] = [:]
@@ -23,28 +28,49 @@ final class PullService {
     private var nextStreamSalt: UInt64
     private let metrics = PullMetrics()
     private var draining = false
+    /// Live streams and held requests over all partitions (kept, not recounted per request).
+    private var openStreams = 0
+    private var waitingRequests = 0
+    /// Streams closed while Redis could not be told; released again by the sweep once Redis
+    /// answers, so that their slots do not stay taken there until their leases run out.
+    private var unreleased: Set<StreamRef> = []
+    /// Whether Redis answered the last slot, touch or release call (else: local accounting).
+    private var redisAnswering = false
 
-    /// One ISPB's partition on this node: its consumers and the requests waiting for messages.
+    struct StreamRef: Hashable {
+        let ispb: String
+        let stream: UInt64
+    }
+
+    /// One ISPB's partition on this node: its consumers, the requests waiting for messages and
+    /// its gauges.
     final class PartitionState {
         let key: PartitionKey
         let consumers: PartitionConsumers
         var waiters: [Waiter] = []
+        let gauges: PartitionGauges
+        /// Timestamp of the record at the ack floor, for the lag gauge (read once per floor).
+        var floorTimestamp: (offset: UInt64, ms: Int64)?
 
         init(key: PartitionKey, consumers: PartitionConsumers) {
             self.key = key
             self.consumers = consumers
+            gauges = PartitionGauges(ispb: key.ispb)
         }
     }
 
     /// A request held until a message arrives or its long poll ends.
     final class Waiter {
         let stream: UInt64
+        /// The pointer sequence the request followed (after its acknowledgement).
+        let sequence: UInt32
         let ctx: RequestContext
         let shape: Shape
         let timer: LoopTimer
 
-        init(stream: UInt64, ctx: RequestContext, shape: Shape, timer: LoopTimer) {
+        init(stream: UInt64, sequence: UInt32, ctx: RequestContext, shape: Shape, timer: LoopTimer) {
             self.stream = stream
+            self.sequence = sequence
             self.ctx = ctx
             self.shape = shape
             self.timer = timer
@@ -62,8 +88,13 @@ final class PullService {
         self.services = services
         sweepTimer = LoopTimer(loop: services.loop)
         nextStreamSalt = UInt64(services.ids.nextWord())
+        // Every partition with records now, so that leases in flight before a restart are
+        // restored (and re-registered in Redis, expired when abandoned) and gauges exist.
+        for key in services.store.partitions() where key.region == services.config.region {
+            _ = state(for: key.ispb)
+        }
         sweepTimer.unref()
-        sweepTimer.start(afterMs: 1000, repeatMs: 1000) { [unowned self] in sweep() }
+        sweepTimer.start(afterMs: Self.sweepIntervalMs, repeatMs: Self.sweepIntervalMs) { [unowned self] in sweep() }
     }
 
     // MARK: partitions
@@ -77,16 +108,19 @@ final class PullService {
         let durable = services.store.consumerState(key)
         let end = services.store.durableEndOffset(key)
         let consumers = PartitionConsumers(ispb: ispb, slotsMax: services.config.slotsPerISPB,
-                                           ackFloor: max(durable.ackFloor, services.store.startOffset(key)),
+                                           ackFloor: min(max(durable.ackFloor, services.store.startOffset(key)), end),
                                            ackedAbove: Set(durable.ackedAboveFloor), endOffset: end)
         let now = services.loop.nowMs
-        for lease in durable.leases where lease.sequence <= UInt64(UInt32.max) {
-            if consumers.restore(id: lease.stream, sequence: UInt32(lease.sequence), batch: lease.offsets, nowMs: now) {
-                metrics.restoredStreams.increment()
-            }
-        }
         let s = PartitionState(key: key, consumers: consumers)
         partitions[ispb] = s
+        for lease in durable.leases where lease.sequence <= UInt64(UInt32.max) {
+            if consumers.restore(id: lease.stream, sequence: UInt32(lease.sequence), batch: lease.offsets, nowMs: now) {
+                streamOpened(s, restored: true)
+            } else {
+                // No slot left for it (the limit was lowered): its batch is simply available.
+                services.store.releaseLease(key, stream: lease.stream)
+            }
+        }
         return s
     }
 
@@ -111,12 +145,14 @@ final class PullService {
                 let ctx = box.value
                 switch decision {
                 case .denied(_, let used, let limit):
+                    noteRedis(answering: true)
                     metrics.refused(.slots)
                     ctx.respond(problem: Problem(.slotsExhausted, detail: "\(used) of \(limit) streams of \(ispb) are open"),
                                 headers: [HTTPHeader("Retry-After", String(decision.retryAfterSeconds ?? 1)),
                                           HTTPHeader("PI-Slots", "\(used)/\(limit)")])
                 case .granted, .unavailable:
-                    if decision == .unavailable { metrics.fallbackSlots.increment() }
+                    if decision == .unavailable { metrics.localSlotDecisions.increment() }
+                    noteRedis(answering: decision != .unavailable)
                     guard !ctx.isCancelled else {
                         if decision != .unavailable { services.coordination.release(ispb: ispb, stream: stream) }
                         return
@@ -130,19 +166,19 @@ final class PullService {
     private func open(_ ctx: RequestContext, ispb: String, stream: UInt64, shape: Shape, redisGranted: Bool) {
         let s = state(for: ispb)
         let now = services.loop.nowMs
-        guard s.consumers.open(id: stream, nowMs: now) else {
-            // This node's own accounting refuses (Redis unavailable, or it lost our leases).
+        guard !draining, s.consumers.open(id: stream, nowMs: now) else {
             if redisGranted { services.coordination.release(ispb: ispb, stream: stream) }
-            metrics.refused(.slots)
+            if draining { return ctx.respond(problem: Problem(.shuttingDown, detail: "the hub is shutting down")) }
+            // This node's own accounting refuses (Redis unavailable, or Redis lost our leases).
+            metrics.refused(.localSlots)
+            let limit = s.consumers.slotsMax
             let retry = localRetryAfterSeconds(s, now: now)
-            ctx.respond(problem: Problem(.slotsExhausted, detail: "\(s.consumers.slotsMax) of \(s.consumers.slotsMax) streams of \(ispb) are open"),
-                        headers: [HTTPHeader("Retry-After", String(retry)),
-                                  HTTPHeader("PI-Slots", "\(s.consumers.slotsMax)/\(s.consumers.slotsMax)")])
+            ctx.respond(problem: Problem(.slotsExhausted, detail: "\(limit) of \(limit) streams of \(ispb) are open"),
+                        headers: [HTTPHeader("Retry-After", String(retry)), HTTPHeader("PI-Slots", "\(limit)/\(limit)")])
             return
         }
-        metrics.streamsOpened.increment()
-        metrics.streamsOpen.record(openStreamCount())
-        deliver(ctx, state: s, stream: stream, shape: shape)
+        streamOpened(s, restored: false)
+        deliver(ctx, state: s, stream: stream, after: 0, shape: shape)
     }
 
     func next(_ ctx: RequestContext) {
@@ -154,14 +190,13 @@ final class PullService {
                 case .previous:
                     // A retry after a lost response: the same batch again, nothing acknowledged.
                     metrics.retries.increment()
-                    cancelWaiter(s, stream: token.stream)
-                    let st = s.consumers.stream(token.stream)!
-                    s.consumers.setBusy(id: token.stream, false, nowMs: services.loop.nowMs)
-                    respondBatch(ctx, state: s, stream: st, shape: shape, redelivery: true)
+                    endWait(s, stream: token.stream)
+                    s.consumers.touch(id: token.stream, nowMs: services.loop.nowMs)
+                    respondBatch(ctx, state: s, stream: s.consumers.stream(token.stream)!, shape: shape, redelivery: true)
                 case .current:
-                    cancelWaiter(s, stream: token.stream)
+                    endWait(s, stream: token.stream)
                     acknowledge(ctx, state: s, stream: token.stream) { [self] in
-                        deliver(ctx, state: s, stream: token.stream, shape: shape)
+                        deliver(ctx, state: s, stream: token.stream, after: token.sequence, shape: shape)
                     }
                 default:
                     respondResolution(ctx, resolution)
@@ -176,16 +211,17 @@ final class PullService {
         withStream(ctx, ispb: ispb, token: token) { [self] s, resolution in
             switch resolution {
             case .current:
-                cancelWaiter(s, stream: token.stream)
+                endWait(s, stream: token.stream)
                 acknowledge(ctx, state: s, stream: token.stream) { [self] in
+                    // A concurrent DELETE of the same pointer may have closed it meanwhile.
+                    guard s.consumers.stream(token.stream) != nil else { return respondResolution(ctx, .closed) }
                     close(s, stream: token.stream)
                     ctx.respond(HTTPResponse(status: 200))
                 }
             case .previous:
                 // The client never confirmed the current batch: it returns to the front.
-                cancelWaiter(s, stream: token.stream)
+                endWait(s, stream: token.stream)
                 close(s, stream: token.stream)
-                wake(s)
                 ctx.respond(HTTPResponse(status: 200))
             default:
                 respondResolution(ctx, resolution)
@@ -196,11 +232,20 @@ final class PullService {
     // MARK: steps
 
     private func shape(_ ctx: RequestContext) -> Shape? {
-        guard let representation = PullRepresentation.negotiate(accept: ctx.request.header("accept")) else {
+        let accept = ctx.request.header("accept")
+        let acceptEncoding = ctx.request.header("accept-encoding")
+        // The values pull clients send on every request, decided without parsing them.
+        switch (accept, acceptEncoding) {
+        case ("multipart/mixed", nil): return Shape(representation: .multipart, gzip: false)
+        case ("application/xml", nil), (nil, nil): return Shape(representation: .single, gzip: false)
+        case ("multipart/mixed", "gzip"): return Shape(representation: .multipart, gzip: true)
+        default: break
+        }
+        guard let representation = PullRepresentation.negotiate(accept: accept) else {
             ctx.respond(problem: Problem(.notAcceptable, detail: "Accept application/xml (one message) or multipart/mixed (up to \(Self.multipartBatchMax))"))
             return nil
         }
-        return Shape(representation: representation, gzip: acceptsGzip(ctx.request.header("accept-encoding")))
+        return Shape(representation: representation, gzip: acceptsGzip(acceptEncoding))
     }
 
     private func pointer(_ ctx: RequestContext, ispb: String) -> PullToken? {
@@ -228,8 +273,8 @@ final class PullService {
         }
     }
 
-    /// Resolves a pointer; a stream unknown here may be another node's (or ours before a
-    /// restart without its journal): its cursor in Redis restores it.
+    /// Resolves a pointer; a stream unknown here may be another node's (or ours, when the
+    /// journal lost its lease): its cursor in Redis restores it.
     private func withStream(_ ctx: RequestContext, ispb: String, token: PullToken,
                             _ body: @escaping (PartitionState, PointerResolution) -> Void) {
         let s = state(for: ispb)
@@ -241,8 +286,9 @@ final class PullService {
             guard !ctx.isCancelled else { return }
             if case .success(let bytes?) = result, let cursor = StreamCursor(bytes: bytes),
                s.consumers.restore(id: token.stream, sequence: cursor.sequence, batch: cursor.batch, nowMs: services.loop.nowMs) {
-                metrics.restoredStreams.increment()
-                return body(s, s.consumers.resolve(id: token.stream, sequence: token.sequence))
+                streamOpened(s, restored: true)
+                let st = s.consumers.stream(token.stream)!
+                services.store.recordLease(s.key, stream: st.id, sequence: UInt64(st.sequence), offsets: st.batch)
             }
             body(s, s.consumers.resolve(id: token.stream, sequence: token.sequence))
         }
@@ -258,30 +304,48 @@ final class PullService {
         }
     }
 
-    /// Makes the stream's batch acknowledgement durable (fdatasync), then continues.
+    /// Makes the stream's batch acknowledgement durable (fdatasync), then continues. The stream
+    /// cannot expire meanwhile; a second request of the same pointer acknowledges the same
+    /// batch again (idempotent) and `deliver` sorts out which of them leases.
     private func acknowledge(_ ctx: RequestContext, state s: PartitionState, stream: UInt64, then: @escaping () -> Void) {
         let offsets = s.consumers.batchToAcknowledge(id: stream)
         guard !offsets.isEmpty else { return then() }
-        s.consumers.setBusy(id: stream, true, nowMs: services.loop.nowMs)
-        let box = LoopBound((self, s, ctx, then))
+        s.consumers.beginRequest(id: stream, nowMs: services.loop.nowMs)
+        let box = LoopBound(PendingAcknowledgement(service: self, state: s, ctx: ctx, then: then))
         services.store.acknowledge(s.key, offsets: offsets) { result in
-            let (me, s, ctx, then) = box.value
-            me.acknowledgeCompleted(s, stream: stream, offsets: offsets, ctx: ctx, result: result, then: then)
+            let pending = box.value
+            pending.service.acknowledgeCompleted(pending, stream: stream, offsets: offsets, result: result)
         }
     }
 
-    private func acknowledgeCompleted(_ s: PartitionState, stream: UInt64, offsets: [UInt64], ctx: RequestContext,
-                                      result: Result<Void, LogStoreError>, then: () -> Void) {
-        let now = services.loop.nowMs
+    /// What an acknowledgement in flight continues with (a class: the release compiler of
+    /// Swift 6.3 crashes on a tuple of these carried through the closure).
+    final class PendingAcknowledgement {
+        let service: PullService
+        let state: PartitionState
+        let ctx: RequestContext
+        let then: () -> Void
+
+        init(service: PullService, state: PartitionState, ctx: RequestContext, then: @escaping () -> Void) {
+            self.service = service
+            self.state = state
+            self.ctx = ctx
+            self.then = then
+        }
+    }
+
+    private func acknowledgeCompleted(_ pending: PendingAcknowledgement, stream: UInt64, offsets: [UInt64],
+                                      result: Result<Void, LogStoreError>) {
+        let s = pending.state
+        let ctx = pending.ctx
+        let then = pending.then
+        s.consumers.endRequest(id: stream, nowMs: services.loop.nowMs)
         switch result {
         case .success:
-            s.consumers.acknowledged(id: stream, offsets: offsets)
-            s.consumers.setBusy(id: stream, false, nowMs: now)
-            metrics.acknowledged.increment(by: offsets.count)
+            metrics.acknowledged.increment(by: s.consumers.acknowledged(id: stream, offsets: offsets))
             guard !ctx.isCancelled else { return }
             then()
         case .failure(let error):
-            s.consumers.setBusy(id: stream, false, nowMs: now)
             services.logger.error("acknowledgement failed", metadata: ["partition": "\(s.key)", "error": "\(error)"])
             guard !ctx.isCancelled else { return }
             ctx.respond(problem: Problem(.storageUnavailable, detail: "the acknowledgement could not be stored durably"),
@@ -289,39 +353,48 @@ final class PullService {
         }
     }
 
-    /// Leases and sends the next batch, or holds the request until messages arrive.
-    private func deliver(_ ctx: RequestContext, state s: PartitionState, stream: UInt64, shape: Shape) {
+    /// For a request that followed pointer `sequence` (its acknowledgement durable): leases and
+    /// sends the next batch, or holds the request until messages arrive.
+    private func deliver(_ ctx: RequestContext, state s: PartitionState, stream: UInt64, after sequence: UInt32, shape: Shape) {
         let now = services.loop.nowMs
-        if s.consumers.hasAvailable {
-            lease(ctx, state: s, stream: stream, shape: shape)
-            return
+        let leasedAgain = s.consumers.leasedAgainCount
+        switch s.consumers.leaseNext(id: stream, after: sequence, max: shape.batchMax, nowMs: now) {
+        case .gone:
+            respondResolution(ctx, .closed)
+        case .answerCurrent:
+            // A concurrent request of the same pointer was answered first: this one is its retry.
+            let st = s.consumers.stream(stream)!
+            respondBatch(ctx, state: s, stream: st, shape: shape, redelivery: !st.batch.isEmpty)
+        case .leased(let offsets):
+            let st = s.consumers.stream(stream)!
+            services.store.recordLease(s.key, stream: stream, sequence: UInt64(st.sequence), offsets: offsets)
+            metrics.delivered.increment(by: offsets.count)
+            metrics.redelivered.increment(by: Int(s.consumers.leasedAgainCount - leasedAgain))
+            respondBatch(ctx, state: s, stream: st, shape: shape, redelivery: false)
+        case .nothingAvailable:
+            let waitMs = UInt64(services.config.longPollSeconds) * 1000
+            guard waitMs > 0, !draining else {
+                return respondBatch(ctx, state: s, stream: s.consumers.stream(stream)!, shape: shape, redelivery: false)
+            }
+            hold(ctx, state: s, stream: stream, sequence: sequence, shape: shape, waitMs: waitMs)
         }
-        let waitMs = UInt64(services.config.longPollSeconds) * 1000
-        guard waitMs > 0, !draining, let st = s.consumers.stream(stream) else {
-            if let st = s.consumers.stream(stream) { respondBatch(ctx, state: s, stream: st, shape: shape, redelivery: false) }
-            return
-        }
-        s.consumers.setBusy(id: stream, true, nowMs: now)
+    }
+
+    /// Long poll: the request waits for an append (`wake`) or its timer (204, same pointer).
+    private func hold(_ ctx: RequestContext, state s: PartitionState, stream: UInt64, sequence: UInt32, shape: Shape, waitMs: UInt64) {
+        endWait(s, stream: stream)   // at most one held request per stream
+        s.consumers.beginRequest(id: stream, nowMs: services.loop.nowMs)
         let timer = LoopTimer(loop: services.loop)
-        let waiter = Waiter(stream: stream, ctx: ctx, shape: shape, timer: timer)
+        let waiter = Waiter(stream: stream, sequence: sequence, ctx: ctx, shape: shape, timer: timer)
         s.waiters.append(waiter)
-        metrics.longPolls.record(waitingCount())
+        waitingRequests += 1
+        metrics.longPolls.record(waitingRequests)
         timer.start(afterMs: waitMs) { [unowned self, unowned waiter] in
             finishWait(s, waiter, deliverIfAvailable: false)
         }
         ctx.onCancel = { [unowned self, unowned waiter] in
             removeWaiter(s, waiter)
-            s.consumers.setBusy(id: stream, false, nowMs: services.loop.nowMs)
         }
-        _ = st
-    }
-
-    private func lease(_ ctx: RequestContext, state s: PartitionState, stream: UInt64, shape: Shape) {
-        let offsets = s.consumers.leaseNext(id: stream, max: shape.batchMax, nowMs: services.loop.nowMs)
-        guard let st = s.consumers.stream(stream) else { return }
-        services.store.recordLease(s.key, stream: stream, sequence: UInt64(st.sequence), offsets: offsets)
-        metrics.delivered.increment(by: offsets.count)
-        respondBatch(ctx, state: s, stream: st, shape: shape, redelivery: false)
     }
 
     /// Answers with the stream's current batch (200) or nothing (204), and its pointer.
@@ -329,8 +402,7 @@ final class PullService {
                               redelivery: Bool) {
         let next = "/api/v1/out/\(s.key.ispb)/stream/" + PullToken(stream: st.id, sequence: st.sequence)
             .encode(ispb: s.key.ispb, mac: services.tokenMAC)
-        services.coordination.touch(ispb: s.key.ispb, stream: st.id,
-                                    cursor: StreamCursor(sequence: st.sequence, batch: st.batch).bytes, completion: nil)
+        touchRedis(s, st)
         guard !st.batch.isEmpty else {
             ctx.respond(HTTPResponse(status: 204, headers: [HTTPHeader("PI-Pull-Next", next)]))
             return
@@ -349,16 +421,18 @@ final class PullService {
         var headers = [HTTPHeader("PI-Pull-Next", next)]
         var body: [[UInt8]]
         if shape.representation == .single {
-            headers.append(HTTPHeader("Content-Type", "application/xml; charset=utf-8"))
-            headers.append(HTTPHeader("PI-ResourceId", records[0].id.description))
-            body = [records[0].payload]
+            let r = records[0]
+            headers.append(HTTPHeader("Content-Type", PullResponseBody.partContentType))
+            headers.append(HTTPHeader("PI-ResourceId", PullResponseBody.resourceID(high: r.id.high, low: r.id.low)))
+            body = [r.payload]
         } else {
-            let (chunks, contentType) = Multipart.build(
-                parts: records.map { ([HTTPHeader("Content-Type", "application/xml; charset=utf-8"),
-                                       HTTPHeader("PI-ResourceId", $0.id.description)], $0.payload) },
-                boundary: "rtp-\(services.boundaryToken())")
-            headers.append(HTTPHeader("Content-Type", contentType))
-            body = chunks
+            let parts = records.map { PullResponseBody.Part(idHigh: $0.id.high, idLow: $0.id.low, payload: $0.payload) }
+            var multipart = PullResponseBody.multipart(parts, boundary: PullResponseBody.boundary(random: services.ids.nextWord()))
+            while multipart == nil {   // a payload holds the boundary: draw another
+                multipart = PullResponseBody.multipart(parts, boundary: PullResponseBody.boundary(random: services.ids.nextWord()))
+            }
+            headers.append(HTTPHeader("Content-Type", multipart!.contentType))
+            body = multipart!.chunks
         }
         if shape.gzip {
             body = [Gzip.compress(body)]
@@ -367,8 +441,35 @@ final class PullService {
         ctx.respond(HTTPResponse(status: 200, headers: headers, body: body))
     }
 
-    /// Reads the records at `offsets` (contiguous runs read together), in batch order.
+    /// Slides the stream's slot lease in Redis and caches its cursor there (no waiting: the
+    /// answer does not depend on it).
+    private func touchRedis(_ s: PartitionState, _ st: StreamState) {
+        services.coordination.touch(ispb: s.key.ispb, stream: st.id,
+                                    cursor: StreamCursor(sequence: st.sequence, batch: st.batch).bytes) { [unowned self] result in
+            if case .success = result { noteRedis(answering: true) } else { noteRedis(answering: false) }
+        }
+    }
+
+    /// The fallback gauge follows the last answer (a breaker that is not closed also counts):
+    /// a Redis that stops answering may take several deadlines to open the breaker.
+    private func noteRedis(answering: Bool) {
+        guard answering != redisAnswering else { return }
+        redisAnswering = answering
+        metrics.redisFallback.record(answering ? 0 : 1)
+        if !answering { services.logger.warning("Redis not answering: pull slots and cursors are accounted locally") }
+    }
+
+    /// Reads the records at `offsets`, in batch order. A batch of fresh offsets is one
+    /// ascending run: one read; returned offsets may be scattered: one read per run.
     private func read(_ p: PartitionKey, offsets: [UInt64]) throws -> [Record] {
+        let first = offsets[0]
+        if offsets.count == 1 || zip(offsets, offsets.dropFirst()).allSatisfy({ $0 + 1 == $1 }) {
+            let run = try services.store.read(p, from: first, maxRecords: offsets.count, maxBytes: Int.max)
+            guard run.count == offsets.count, run.first?.offset == first else {
+                throw PullError.missingRecord(run.count < offsets.count ? first + UInt64(run.count) : first)
+            }
+            return run
+        }
         var byOffset: [UInt64: Record] = [:]
         let sorted = offsets.sorted()
         var i = 0
@@ -400,39 +501,68 @@ final class PullService {
         removeWaiter(s, waiter)
         let ctx = waiter.ctx
         ctx.onCancel = nil
-        s.consumers.setBusy(id: waiter.stream, false, nowMs: services.loop.nowMs)
-        guard !ctx.isCancelled, let st = s.consumers.stream(waiter.stream) else { return }
-        if deliverIfAvailable && s.consumers.hasAvailable {
-            lease(ctx, state: s, stream: waiter.stream, shape: waiter.shape)
+        guard !ctx.isCancelled else { return }
+        guard let st = s.consumers.stream(waiter.stream) else { return respondResolution(ctx, .closed) }
+        if deliverIfAvailable {
+            deliver(ctx, state: s, stream: waiter.stream, after: waiter.sequence, shape: waiter.shape)
         } else {
             respondBatch(ctx, state: s, stream: st, shape: waiter.shape, redelivery: false)
         }
     }
 
+    /// Takes a held request off the list (answered, timed out or cancelled) and ends it.
     private func removeWaiter(_ s: PartitionState, _ waiter: Waiter) {
         waiter.timer.stop()
-        s.waiters.removeAll { $0 === waiter }
-        metrics.longPolls.record(waitingCount())
+        guard let i = s.waiters.firstIndex(where: { $0 === waiter }) else { return }
+        s.waiters.remove(at: i)
+        s.consumers.endRequest(id: waiter.stream, nowMs: services.loop.nowMs)
+        waitingRequests -= 1
+        metrics.longPolls.record(waitingRequests)
     }
 
     /// A new request of a stream ends the one still waiting (answered 204, same pointer).
-    private func cancelWaiter(_ s: PartitionState, stream: UInt64) {
+    private func endWait(_ s: PartitionState, stream: UInt64) {
         guard let waiter = s.waiters.first(where: { $0.stream == stream }) else { return }
         finishWait(s, waiter, deliverIfAvailable: false)
     }
 
-    private func waitingCount() -> Int { partitions.values.reduce(0) { $0 + $1.waiters.count } }
+    // MARK: opening, closing and expiry
 
-    private func openStreamCount() -> Int { partitions.values.reduce(0) { $0 + $1.consumers.streams.count } }
+    private func streamOpened(_ s: PartitionState, restored: Bool) {
+        openStreams += 1
+        if restored { metrics.restoredStreams.increment() } else { metrics.streamsOpened.increment() }
+        metrics.streamsOpen.record(openStreams)
+        s.gauges.slotsInUse.record(s.consumers.streams.count)
+    }
 
-    // MARK: closing and expiry
-
-    private func close(_ s: PartitionState, stream: UInt64) {
-        s.consumers.close(id: stream, nowMs: services.loop.nowMs)
+    private func streamClosed(_ s: PartitionState, stream: UInt64, expired: Bool) {
+        openStreams -= 1
         services.store.releaseLease(s.key, stream: stream)
-        services.coordination.release(ispb: s.key.ispb, stream: stream)
-        metrics.streamsClosed.increment()
-        metrics.streamsOpen.record(openStreamCount())
+        releaseInRedis(StreamRef(ispb: s.key.ispb, stream: stream))
+        if expired { metrics.streamsExpired.increment() } else { metrics.streamsClosed.increment() }
+        metrics.streamsOpen.record(openStreams)
+        s.gauges.slotsInUse.record(s.consumers.streams.count)
+    }
+
+    /// Closes a live stream (DELETE, unreadable batch). A request of it still held (one that
+    /// raced the DELETE) is answered 410; its batch returns to the front and wakes waiters.
+    private func close(_ s: PartitionState, stream: UInt64) {
+        guard s.consumers.stream(stream) != nil else { return }
+        let returned = s.consumers.close(id: stream, nowMs: services.loop.nowMs)
+        streamClosed(s, stream: stream, expired: false)
+        while let waiter = s.waiters.first(where: { $0.stream == stream }) { finishWait(s, waiter, deliverIfAvailable: false) }
+        if returned { wake(s) }
+    }
+
+    private func releaseInRedis(_ ref: StreamRef) {
+        services.coordination.release(ispb: ref.ispb, stream: ref.stream) { [self] result in
+            if case .failure = result {
+                unreleased.insert(ref)
+                noteRedis(answering: false)
+            } else {
+                noteRedis(answering: true)
+            }
+        }
     }
 
     /// Once a second: abandoned streams expire (their batches return to the front and wake
@@ -440,26 +570,41 @@ final class PullService {
     private func sweep() {
         let now = services.loop.nowMs
         let idleMs = UInt64(services.config.streamIdleSeconds) * 1000
+        let wallMs = services.wallClockMs()
         var backlogTotal: UInt64 = 0
         for s in partitions.values {
             let expired = s.consumers.expire(nowMs: now, idleMs: idleMs)
-            for id in expired {
-                services.store.releaseLease(s.key, stream: id)
-                services.coordination.release(ispb: s.key.ispb, stream: id)
-                metrics.streamsExpired.increment()
-            }
+            for id in expired { streamClosed(s, stream: id, expired: true) }
             if !expired.isEmpty { wake(s) }
-            s.consumers.pruneTombstones(nowMs: now, ttlMs: max(idleMs * 10, 300_000))
+            s.consumers.pruneTombstones(nowMs: now, ttlMs: max(idleMs * 10, Self.tombstoneTTLMsMin))
             backlogTotal += s.consumers.backlog
-            metrics.backlog(ispb: s.key.ispb, s.consumers.backlog, leased: s.consumers.leasedCount)
+            s.gauges.backlog.record(Int64(s.consumers.backlog))
+            s.gauges.leased.record(s.consumers.leasedCount)
+            s.gauges.lag.record(lagSeconds(s, wallMs: wallMs))
         }
-        metrics.streamsOpen.record(openStreamCount())
+        metrics.streamsOpen.record(openStreams)
         metrics.backlogTotal.record(Int64(backlogTotal))
+        if services.redis.state != .closed {
+            noteRedis(answering: false)
+        } else if !unreleased.isEmpty {
+            retryReleases()
+        }
+    }
+
+    /// Age of the oldest unacknowledged message (the one at the ack floor), 0 when none.
+    private func lagSeconds(_ s: PartitionState, wallMs: Int64) -> Double {
+        let floor = s.consumers.ackFloor
+        guard floor < s.consumers.endOffset else { return 0 }
+        if s.floorTimestamp?.offset != floor {
+            guard let r = try? services.store.read(s.key, from: floor, maxRecords: 1, maxBytes: 0).first else { return 0 }
+            s.floorTimestamp = (r.offset, r.timestampMs)
+        }
+        return Double(max(0, wallMs - s.floorTimestamp!.ms)) / 1000
     }
 
     private func localRetryAfterSeconds(_ s: PartitionState, now: UInt64) -> Int {
         let idleMs = UInt64(services.config.streamIdleSeconds) * 1000
-        let earliest = s.consumers.streams.values.map { $0.lastActivityMs + idleMs }.min() ?? now
+        let earliest = s.consumers.earliestExpiryMs(idleMs: idleMs) ?? now + idleMs
         return Coordination.retryAfterSeconds(ms: Int(earliest > now ? earliest - now : 0))
     }
 
@@ -471,17 +616,42 @@ final class PullService {
         return z ^ (z >> 31)
     }
 
-    /// Redis came back: register this node's live streams (slots and cursors) again.
+    /// Redis came back (or answered for the first time): register this node's live streams
+    /// (slots and cursors) again and release the ones closed while it was away.
     func reregister() {
+        noteRedis(answering: true)
+        warmScripts()
         var entries: [(ispb: String, stream: UInt64, cursor: [UInt8])] = []
         for s in partitions.values {
             for st in s.consumers.streams.values {
                 entries.append((s.key.ispb, st.id, StreamCursor(sequence: st.sequence, batch: st.batch).bytes))
             }
         }
+        retryReleases()
         guard !entries.isEmpty else { return }
-        services.logger.notice("Redis available again; re-registering streams", metadata: ["streams": "\(entries.count)"])
+        services.logger.notice("Redis available; re-registering streams", metadata: ["streams": "\(entries.count)"])
         services.coordination.reregister(entries)
+    }
+
+    /// Loads the touch and release scripts into a Redis that may have lost them (restart,
+    /// failover) before real traffic needs them. The client answers NOSCRIPT by re-sending the
+    /// script with EVAL, which puts that command behind everything sent meanwhile: the first
+    /// release after a script loss ran after the acquire of a stream opened right after a
+    /// DELETE (429 with Retry-After = the idle time), and the first touch could re-add the lease
+    /// of a stream closed right after its answer. A touch and a release of stream 0 of the
+    /// hub's own ISPB (which never pulls) leave nothing behind.
+    private func warmScripts() {
+        let ispb = services.config.hubISPB
+        services.coordination.touch(ispb: ispb, stream: 0, cursor: [])
+        services.coordination.release(ispb: ispb, stream: 0)
+    }
+
+    /// Releases the streams whose release Redis missed. Idempotent there; also undoes a lease
+    /// that a timed-out touch re-added when a paused Redis resumed.
+    private func retryReleases() {
+        let stale = unreleased
+        unreleased = []
+        for ref in stale where partitions[ref.ispb]?.consumers.stream(ref.stream) == nil { releaseInRedis(ref) }
     }
 
     /// Shutdown: answer every long poll now (204, same pointer) and refuse new streams.
@@ -510,15 +680,36 @@ struct StreamCursor {
     }
 
     var bytes: [UInt8] {
-        var out = withUnsafeBytes(of: sequence.bigEndian) { Array($0) }
-        for o in batch { out.append(contentsOf: withUnsafeBytes(of: o.bigEndian) { Array($0) }) }
+        var out = [UInt8](repeating: 0, count: 4 + 8 * batch.count)
+        var v = sequence
+        for i in (0..<4).reversed() { out[i] = UInt8(truncatingIfNeeded: v); v >>= 8 }
+        for (n, o) in batch.enumerated() {
+            var w = o
+            for i in (0..<8).reversed() { out[4 + 8 * n + i] = UInt8(truncatingIfNeeded: w); w >>= 8 }
+        }
         return out
     }
 }
 
-/// The pull path's metrics (docs/operations.md).
+/// Gauges of one ISPB's partition on this node.
+final class PartitionGauges {
+    let slotsInUse: Gauge
+    let backlog: Gauge
+    let leased: Gauge
+    let lag: Gauge
+
+    init(ispb: String) {
+        let d = [("ispb", ispb)]
+        slotsInUse = Gauge(label: "rtpstream_pull_slots_in_use", dimensions: d)
+        backlog = Gauge(label: "rtpstream_pull_backlog_messages", dimensions: d)
+        leased = Gauge(label: "rtpstream_pull_leased_messages", dimensions: d)
+        lag = Gauge(label: "rtpstream_pull_lag_seconds", dimensions: d)
+    }
+}
+
+/// The pull path's metrics (docs/pull.md).
 final class PullMetrics {
-    enum Refusal: String { case slots, rate }
+    enum Refusal: String { case slots, localSlots = "local_slots", rate }
     let streamsOpened = Counter(label: "rtpstream_pull_streams_opened_total")
     let streamsClosed = Counter(label: "rtpstream_pull_streams_closed_total")
     let streamsExpired = Counter(label: "rtpstream_pull_streams_expired_total")
@@ -530,24 +721,21 @@ final class PullMetrics {
     let acknowledged = Counter(label: "rtpstream_pull_messages_acknowledged_total")
     let retries = Counter(label: "rtpstream_pull_pointer_retries_total")
     let unknownPointers = Counter(label: "rtpstream_pull_unknown_pointers_total")
-    let fallbackSlots = Counter(label: "rtpstream_pull_local_slot_decisions_total")
+    let localSlotDecisions = Counter(label: "rtpstream_pull_local_slot_decisions_total")
+    let redisFallback = Gauge(label: "rtpstream_pull_redis_fallback")
     let backlogTotal = Gauge(label: "rtpstream_pull_backlog_messages_total")
-    private var refusals: [Refusal: Counter] = [:]
-    private var backlogs: [String: (Gauge, Gauge)] = [:]
+    private let refusals: [Refusal: Counter] = [
+        .slots: Counter(label: "rtpstream_pull_refused_total", dimensions: [("reason", Refusal.slots.rawValue)]),
+        .localSlots: Counter(label: "rtpstream_pull_refused_total", dimensions: [("reason", Refusal.localSlots.rawValue)]),
+        .rate: Counter(label: "rtpstream_pull_refused_total", dimensions: [("reason", Refusal.rate.rawValue)]),
+    ]
 
-    func refused(_ r: Refusal) {
-        if refusals[r] == nil {
-            refusals[r] = Counter(label: "rtpstream_pull_refused_total", dimensions: [("reason", r.rawValue)])
-        }
-        refusals[r]!.increment()
+    init() {
+        streamsOpen.record(0)
+        longPolls.record(0)
+        backlogTotal.record(0)
+        redisFallback.record(1)   // until Redis first answers
     }
 
-    func backlog(ispb: String, _ backlog: UInt64, leased: Int) {
-        if backlogs[ispb] == nil {
-            backlogs[ispb] = (Gauge(label: "rtpstream_pull_backlog_messages", dimensions: [("ispb", ispb)]),
-                              Gauge(label: "rtpstream_pull_leased_messages", dimensions: [("ispb", ispb)]))
-        }
-        backlogs[ispb]!.0.record(Int64(backlog))
-        backlogs[ispb]!.1.record(leased)
-    }
+    func refused(_ r: Refusal) { refusals[r]!.increment() }
 }

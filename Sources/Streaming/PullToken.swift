@@ -20,16 +20,23 @@ public struct PullToken: Sendable, Equatable, Hashable {
     /// Computes a MAC over a message; must be a keyed PRF (HMAC-SHA256 in production).
     public typealias MAC = @Sendable ([UInt8]) -> [UInt8]
 
+    private static let macDomain = Array("rtp-pull-1".utf8)
+
     static func macInput(ispb: String, stream: UInt64, sequence: UInt32) -> [UInt8] {
-        var m = Array("rtp-pull-1".utf8)
+        var m: [UInt8] = []
+        m.reserveCapacity(macDomain.count + 8 + 12)
+        m.append(contentsOf: macDomain)
         m.append(contentsOf: ispb.utf8)
-        m.append(contentsOf: stream.bigEndianBytes)
-        m.append(contentsOf: sequence.bigEndianBytes)
+        m.appendBigEndian(stream)
+        m.appendBigEndian(sequence)
         return m
     }
 
     public func encode(ispb: String, mac: MAC) -> String {
-        var raw = stream.bigEndianBytes + sequence.bigEndianBytes
+        var raw: [UInt8] = []
+        raw.reserveCapacity(28)
+        raw.appendBigEndian(stream)
+        raw.appendBigEndian(sequence)
         raw.append(contentsOf: mac(Self.macInput(ispb: ispb, stream: stream, sequence: sequence)).prefix(Self.macBytes))
         return Base64URL.encode(raw)
     }
@@ -48,10 +55,17 @@ public struct PullToken: Sendable, Equatable, Hashable {
     }
 }
 
-extension FixedWidthInteger {
-    var bigEndianBytes: [UInt8] {
-        withUnsafeBytes(of: self.bigEndian) { Array($0) }
+extension Array where Element == UInt8 {
+    mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
+        var shift = T.bitWidth - 8
+        while shift >= 0 {
+            append(UInt8(truncatingIfNeeded: value >> shift))
+            shift -= 8
+        }
     }
+}
+
+extension FixedWidthInteger {
 
     init(bigEndianBytes bytes: ArraySlice<UInt8>) {
         var v: Self = 0
@@ -70,44 +84,58 @@ public enum Base64URL {
     }()
 
     public static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
-        var i = 0
-        while i + 3 <= bytes.count {
-            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
-            i += 3
-        }
-        let rest = bytes.count - i
-        if rest == 1 {
-            let n = UInt32(bytes[i]) << 16
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
-        } else if rest == 2 {
-            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
+        let count = (bytes.count * 4 + 2) / 3
+        let out = [UInt8](unsafeUninitializedCapacity: count) { out, written in
+            alphabet.withUnsafeBufferPointer { a in
+                var i = 0
+                var o = 0
+                while i + 3 <= bytes.count {
+                    let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+                    out[o] = a[Int(n >> 18 & 63)]
+                    out[o + 1] = a[Int(n >> 12 & 63)]
+                    out[o + 2] = a[Int(n >> 6 & 63)]
+                    out[o + 3] = a[Int(n & 63)]
+                    i += 3
+                    o += 4
+                }
+                let rest = bytes.count - i
+                if rest > 0 {
+                    let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+                    out[o] = a[Int(n >> 18 & 63)]
+                    out[o + 1] = a[Int(n >> 12 & 63)]
+                    if rest == 2 { out[o + 2] = a[Int(n >> 6 & 63)] }
+                    o += rest + 1
+                }
+                precondition(o == count)
+                written = o
+            }
         }
         return String(decoding: out, as: UTF8.self)
     }
 
     public static func decode(_ text: Substring) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 4 != 1 else { return nil }
+        let chars = text.utf8
+        let count = chars.count
+        guard count % 4 != 1 else { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(chars.count * 3 / 4)
+        out.reserveCapacity(count * 3 / 4)
         var acc: UInt32 = 0
         var bits = 0
-        for c in chars {
-            let v = reverse[Int(c)]
-            guard v >= 0 else { return nil }
-            acc = acc << 6 | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+        let valid = reverse.withUnsafeBufferPointer { r in
+            for c in chars {
+                let v = r[Int(c)]
+                guard v >= 0 else { return false }
+                acc = acc << 6 | UInt32(v)
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+                }
             }
+            return true
         }
         // Non-canonical trailing bits are a different token, not the same one.
-        guard acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        guard valid, acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
         return out
     }
 }

@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The bytes of a pull response body (DESIGN.md §1): up to ten messages as a `multipart/mixed`
+/// body, each part with `Content-Type` and `PI-ResourceId`. Built straight into byte arrays:
+/// the pull hot path answers tens of thousands of these per second, and string interpolation
+/// per header cost more than everything else the pull service does itself (docs/pull.md,
+/// "Cost per request").
+public enum PullResponseBody {
+    /// The media type of every message part (and of a single-message response).
+    public static let partContentType = "application/xml; charset=utf-8"
+
+    /// One message of a batch: its resource id (high word first) and its stored bytes.
+    public struct Part {
+        public let idHigh: UInt64
+        public let idLow: UInt64
+        public let payload: [UInt8]
+
+        public init(idHigh: UInt64, idLow: UInt64, payload: [UInt8]) {
+            self.idHigh = idHigh
+            self.idLow = idLow
+            self.payload = payload
+        }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+    private static let partHead = Array("\r\nContent-Type: \(partContentType)\r\nPI-ResourceId: ".utf8)
+    private static let crlf: [UInt8] = [13, 10]
+    private static let dashes: [UInt8] = [45, 45]
+
+    /// `value` as 16 lowercase hex digits, appended to `out`.
+    public static func appendHex(_ value: UInt64, to out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: 16))
+        out.withUnsafeMutableBufferPointer { writeHex(value, into: UnsafeMutableRawBufferPointer($0), at: start) }
+    }
+
+    private static func writeHex(_ value: UInt64, into out: UnsafeMutableRawBufferPointer, at start: Int) {
+        hexDigits.withUnsafeBufferPointer { digits in
+            var v = value
+            for i in (0..<16).reversed() {
+                out[start + i] = digits[Int(truncatingIfNeeded: v) & 15]
+                v >>= 4
+            }
+        }
+    }
+
+    /// A 128-bit resource id as 32 lowercase hex digits (the `PI-ResourceId` form).
+    public static func resourceID(high: UInt64, low: UInt64) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        appendHex(high, to: &out)
+        appendHex(low, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A multipart boundary from a random word: "rtp-" and 16 hex digits.
+    public static func boundary(random: UInt64) -> String {
+        var out = Array("rtp-".utf8)
+        appendHex(random, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The `multipart/mixed` body for `parts` as chunks for a vectored write (framing arrays
+    /// around the shared payloads, which are not copied), and its `Content-Type`; nil when a
+    /// payload contains `--boundary`, so that no message can forge a part of the response
+    /// (senders choose their bytes and might predict a boundary): take another one.
+    public static func multipart(_ parts: [Part], boundary: String) -> (chunks: [[UInt8]], contentType: String)? {
+        precondition(!parts.isEmpty)
+        let b = Array(boundary.utf8)
+        let delimiter = dashes + b
+        for part in parts where contains(part.payload, delimiter) { return nil }
+        var chunks: [[UInt8]] = []
+        chunks.reserveCapacity(parts.count * 2 + 1)
+        // Each frame: [CRLF] "--" boundary partHead 32-hex-id CRLF CRLF, written in place.
+        let fixed = dashes.count + b.count + partHead.count + 32 + 4
+        for (i, part) in parts.enumerated() {
+            let lead = i > 0 ? 2 : 0
+            let frame = [UInt8](unsafeUninitializedCapacity: lead + fixed) { buffer, count in
+                let out = UnsafeMutableRawBufferPointer(buffer)
+                var at = 0
+                func put(_ bytes: [UInt8]) {
+                    bytes.withUnsafeBytes { out.baseAddress!.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    at += bytes.count
+                }
+                if lead > 0 { put(crlf) }
+                put(dashes)
+                put(b)
+                put(partHead)
+                writeHex(part.idHigh, into: out, at: at)
+                writeHex(part.idLow, into: out, at: at + 16)
+                at += 32
+                put(crlf)
+                put(crlf)
+                precondition(at == lead + fixed)
+                count = at
+            }
+            chunks.append(frame)
+            chunks.append(part.payload)
+        }
+        var close: [UInt8] = []
+        close.reserveCapacity(8 + b.count)
+        close += crlf
+        close += dashes
+        close += b
+        close += dashes
+        close += crlf
+        chunks.append(close)
+        return (chunks, "multipart/mixed; boundary=" + boundary)
+    }
+
+    /// Whether `needle` (which starts with "-") occurs in `haystack`: memchr to each "-", then
+    /// a compare that fails at once on the dashes of dates and names. A few KiB per message.
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        precondition(needle.first == 45)
+        return haystack.withUnsafeBytes { h in
+            guard let base = h.baseAddress, h.count >= needle.count else { return false }
+            let last = h.count - needle.count
+            var i = 0
+            while i <= last {
+                guard let hit = memchr(base + i, 45, last - i + 1) else { return false }
+                let at = base.distance(to: UnsafeRawPointer(hit))
+                var k = 1
+                while k < needle.count && h[at + k] == needle[k] { k += 1 }
+                if k == needle.count { return true }
+                i = at + 1
+            }
+            return false
+        }
+    }
+}

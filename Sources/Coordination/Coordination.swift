@@ -25,6 +25,7 @@ public final class Coordination {
         self.logger = logger
         metrics = CoordinationMetrics(dimensions: metricDimensions)
         now = { [unowned client] in client.redisNowMs }
+        client.preload(CoordinationScripts.all)
     }
 
     /// `Retry-After` seconds for a wait in milliseconds: rounded up, at least 1.

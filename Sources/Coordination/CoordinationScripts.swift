@@ -5,6 +5,9 @@
 /// tag, so one call stays in one cluster slot. Each script does the fewest `redis.call`s its
 /// job allows: in Redis 7 every call costs about as much as a whole plain command.
 enum CoordinationScripts {
+    /// Every script, loaded at the head of each connection (`RedisClient.preload`).
+    static var all: [RedisScript] { [acquire, touch, release, rate] }
+
     /// KEYS[1] slots zset; ARGV stream, limit, now ms, lease ms.
     /// Drops expired leases (score <= now); grants when the stream already holds a lease or
     /// fewer than `limit` are held. Returns {1, used, limit, 0} or {0, used, limit, ms until

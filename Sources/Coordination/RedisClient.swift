@@ -32,6 +32,8 @@ public final class RedisClient {
     /// recovery. Redis may have lost state meanwhile (restart, failover), so this is where slots
     /// and cursors are registered again.
     public var onRecovered: (() -> Void)?
+    /// Scripts run so far, by SHA1; loaded first on every new connection.
+    private var knownScripts: [String: RedisScript] = [:]
 
     private var connection: RedisConnection?
     private var connectionsMade: UInt64 = 0
@@ -132,8 +134,19 @@ public final class RedisClient {
         submit(command, on: connection, completion: completion)
     }
 
+    /// Scripts to load at the head of every connection from now on (and on the current one).
+    public func preload(_ scripts: [RedisScript]) {
+        for script in scripts where knownScripts[script.sha1] == nil {
+            knownScripts[script.sha1] = script
+            if let connection, breaker.allowsCommands { submit(script.load(), on: connection) { _ in } }
+        }
+    }
+
     /// Runs a script with EVALSHA; on NOSCRIPT sends it once with EVAL (which caches it again).
+    /// Scripts seen once are loaded (SCRIPT LOAD) at the head of every new connection, so
+    /// NOSCRIPT only follows a SCRIPT FLUSH on a live connection.
     public func run(_ script: RedisScript, _ invocation: RedisScript.Invocation, completion: @escaping Completion) {
+        if knownScripts[script.sha1] == nil { knownScripts[script.sha1] = script }
         send(script.evalsha(invocation)) { [unowned self] result in
             if case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT") {
                 metrics.scriptReload()
@@ -340,6 +353,12 @@ public final class RedisClient {
             var select = RedisCommand("SELECT")
             select.append(config.database)
             submit(select, on: connection) { [unowned self] in handshakeAnswered($0, connection, "SELECT") }
+        }
+        // Every script used so far is loaded before any command of the new connection: a
+        // restarted Redis would otherwise answer NOSCRIPT, and the EVAL retry would run after
+        // commands queued behind it (a release overtaken by an acquire, for one).
+        for script in knownScripts.values.sorted(by: { $0.sha1 < $1.sha1 }) {
+            submit(script.load(), on: connection) { _ in }
         }
         return true
     }

@@ -39,3 +39,13 @@ public struct RedisScript: Sendable {
         return c
     }
 }
+
+extension RedisScript {
+    /// `SCRIPT LOAD <source>`.
+    func load() -> RedisCommand {
+        var c = RedisCommand("SCRIPT", capacityBytes: source.utf8.count + 16)
+        c.append("LOAD")
+        c.append(source)
+        return c
+    }
+}

@@ -620,7 +620,6 @@ final class PullService {
     /// (slots and cursors) again and release the ones closed while it was away.
     func reregister() {
         noteRedis(answering: true)
-        warmScripts()
         var entries: [(ispb: String, stream: UInt64, cursor: [UInt8])] = []
         for s in partitions.values {
             for st in s.consumers.streams.values {
@@ -631,19 +630,6 @@ final class PullService {
         guard !entries.isEmpty else { return }
         services.logger.notice("Redis available; re-registering streams", metadata: ["streams": "\(entries.count)"])
         services.coordination.reregister(entries)
-    }
-
-    /// Loads the touch and release scripts into a Redis that may have lost them (restart,
-    /// failover) before real traffic needs them. The client answers NOSCRIPT by re-sending the
-    /// script with EVAL, which puts that command behind everything sent meanwhile: the first
-    /// release after a script loss ran after the acquire of a stream opened right after a
-    /// DELETE (429 with Retry-After = the idle time), and the first touch could re-add the lease
-    /// of a stream closed right after its answer. A touch and a release of stream 0 of the
-    /// hub's own ISPB (which never pulls) leave nothing behind.
-    private func warmScripts() {
-        let ispb = services.config.hubISPB
-        services.coordination.touch(ispb: ispb, stream: 0, cursor: [])
-        services.coordination.release(ispb: ispb, stream: 0)
     }
 
     /// Releases the streams whose release Redis missed. Idempotent there; also undoes a lease

@@ -86,6 +86,33 @@ final class CoordinationTests: XCTestCase {
         XCTAssertEqual(try acquire(c, 1, ispb: "87654321"), .granted(used: 1, limit: 6), "slots are per ISPB")
     }
 
+    /// A release sent right before an acquire is applied before it, also on a Redis that has
+    /// never seen the scripts or lost them in a restart (no NOSCRIPT retry reorders them).
+    func testAReleaseIsNotOvertakenByTheNextAcquire() throws {
+        for round in 0..<2 {
+            if round == 1 {
+                // A restart loses every script: the reconnect must load them before traffic.
+                var recovered = false
+                client.onRecovered = { recovered = true }
+                server.stop()
+                try server.start()
+                // The client notices the restart on its next command, then probes and reconnects.
+                _ = try? h.wait { self.client.send(RedisCommand("PING"), completion: $0) }
+                XCTAssertTrue(h.run(until: { recovered }, timeoutMs: 10_000), "client did not recover")
+            }
+            let c = coordination()
+            let base = UInt64(round * 100)
+            for stream in 1...6 { _ = try acquire(c, base + UInt64(stream)) }
+            var released: Result<Void, RedisFailure>?
+            var seventh: SlotDecision?
+            c.release(ispb: ispb, stream: base + 1) { released = $0 }
+            c.acquireSlot(ispb: ispb, stream: base + 7) { seventh = $0 }
+            XCTAssertTrue(h.run(until: { released != nil && seventh != nil }))
+            XCTAssertEqual(seventh, .granted(used: 6, limit: 6), "round \(round): the release was overtaken")
+            try server.flushAll()
+        }
+    }
+
     func testReleaseFreesASlotAndForgetsTheCursor() throws {
         let c = coordination()
         for stream in 1...6 { _ = try acquire(c, UInt64(stream)) }

@@ -73,7 +73,8 @@ extension Partition {
                              budget: inout ReadBudget) throws(LogStoreError) -> ScanOutcome {
         let fd: FileDescriptor
         do { fd = try info.segment.descriptor() } catch { throw LogStoreError.io("\(error)") }
-        let chunk = Int(min(info.bytes - position, Int64(min(max(64 << 10, budget.maxBytes &+ (16 << 10)), 4 << 20))))
+        // Start small (a pull reads ten messages of a few KiB) and grow as frames need.
+        let chunk = Int(min(info.bytes - position, Int64(min(max(16 << 10, budget.maxBytes &+ (4 << 10)), 128 << 10))))
         var scanner = FileScanner(io: io, file: fd, from: position, limit: info.bytes, chunkBytes: max(chunk, 1))
         var expected = first
         var done = false

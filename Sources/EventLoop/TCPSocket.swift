@@ -117,11 +117,33 @@ public final class TCPSocket {
 
     // MARK: writing
 
+    /// Chunks up to this size are copied into the queue's last buffer (many small pieces of a
+    /// response become one iovec); larger ones are queued by reference and gathered (vectored).
+    public static let coalesceBytesMax = 16 * 1024
+    /// Size a coalescing buffer may grow to.
+    static let coalesceBufferBytesMax = 64 * 1024
+    /// `queue.last` is a buffer this socket made (uniquely owned: safe to append to).
+    private var tailIsOwned = false
+
     /// Queues bytes for writing; nothing is sent before `flush()`.
     public func enqueue(_ bytes: [UInt8]) {
         guard !bytes.isEmpty, !isClosing else { return }
-        queue.append(bytes)
         queuedBytes += bytes.count
+        guard bytes.count <= TCPSocket.coalesceBytesMax else {
+            queue.append(bytes)
+            tailIsOwned = false
+            return
+        }
+        if tailIsOwned && queue.count > queueHead
+            && queue[queue.count - 1].count + bytes.count <= TCPSocket.coalesceBufferBytesMax {
+            queue[queue.count - 1].append(contentsOf: bytes)
+        } else {
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(TCPSocket.coalesceBytesMax)
+            buffer.append(contentsOf: bytes)
+            queue.append(buffer)
+            tailIsOwned = true
+        }
     }
 
     /// Writes queued bytes now, up to the per-turn cap; the rest continues on later turns or
@@ -191,6 +213,7 @@ public final class TCPSocket {
         if queueHead == queue.count {
             queue.removeAll(keepingCapacity: true)
             queueHead = 0
+            tailIsOwned = false
         } else if queueHead > 32 {
             queue.removeFirst(queueHead)
             queueHead = 0

@@ -73,7 +73,7 @@ public struct HTTPRequest: Sendable {
 
     /// Path part of the target (before any `?`).
     public var path: Substring {
-        if let q = target.firstIndex(of: "?") { return target[..<q] }
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<q] }
         return target[...]
     }
 

@@ -26,24 +26,68 @@ public struct HTTPResponse: Sendable {
     /// Status line and header section. Adds `Content-Length` (always), `Date` when given and
     /// `Connection: close` when the connection ends after this response.
     public func serializeHead(keepAlive: Bool, date: String?, bodyOmitted: Bool = false) -> [UInt8] {
-        var s = "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n"
+        var out: [UInt8] = []
+        out.reserveCapacity(160 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        out.append(contentsOf: HTTPStatus.statusLine(status))
         for h in headers {
-            s += h.name
-            s += ": "
-            s += h.value
-            s += "\r\n"
+            out.append(contentsOf: h.name.utf8)
+            out.append(58)
+            out.append(32)
+            out.append(contentsOf: h.value.utf8)
+            out.append(13)
+            out.append(10)
         }
         if status != 204 && status != 304 && !(100..<200).contains(status) {
-            s += "Content-Length: \(bodyOmitted ? 0 : bodyLength)\r\n"
+            out.append(contentsOf: "Content-Length: ".utf8)
+            HTTPResponse.appendDecimal(bodyOmitted ? 0 : bodyLength, to: &out)
+            out.append(13)
+            out.append(10)
         }
-        if let date { s += "Date: \(date)\r\n" }
-        if !keepAlive { s += "Connection: close\r\n" }
-        s += "\r\n"
-        return Array(s.utf8)
+        if let date {
+            out.append(contentsOf: "Date: ".utf8)
+            out.append(contentsOf: date.utf8)
+            out.append(13)
+            out.append(10)
+        }
+        if !keepAlive { out.append(contentsOf: "Connection: close\r\n".utf8) }
+        out.append(13)
+        out.append(10)
+        return out
+    }
+
+    static func appendDecimal(_ n: Int, to out: inout [UInt8]) {
+        precondition(n >= 0)
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var v = n
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[count] = UInt8(48 + v % 10)
+                v /= 10
+                count += 1
+            } while v > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
     }
 }
 
 public enum HTTPStatus {
+    /// "HTTP/1.1 <status> <reason>\r\n", cached for the statuses the hub sends.
+    static func statusLine(_ status: Int) -> [UInt8] {
+        if let cached = statusLines[status] { return cached }
+        return Array("HTTP/1.1 \(status) \(reason(status))\r\n".utf8)
+    }
+
+    private static let statusLines: [Int: [UInt8]] = {
+        var m: [Int: [UInt8]] = [:]
+        for s in [200, 201, 204, 207, 400, 403, 404, 405, 406, 408, 410, 411, 413, 414, 415, 422, 429, 431, 500, 501, 503, 505] {
+            m[s] = Array("HTTP/1.1 \(s) \(reason(s))\r\n".utf8)
+        }
+        return m
+    }()
+
     public static func reason(_ status: Int) -> String {
         switch status {
         case 100: "Continue"

@@ -73,20 +73,20 @@ public enum PullResponseBody {
         let b = Array(boundary.utf8)
         let delimiter = dashes + b
         for part in parts where contains(part.payload, delimiter) { return nil }
-        var chunks: [[UInt8]] = []
-        chunks.reserveCapacity(parts.count * 2 + 1)
-        // Each frame: [CRLF] "--" boundary partHead 32-hex-id CRLF CRLF, written in place.
+        // One contiguous body: framing written in place around each payload (one allocation,
+        // one copy per payload), so the socket writes it as a single buffer.
+        // Each frame: [CRLF] "--" boundary partHead 32-hex-id CRLF CRLF.
         let fixed = dashes.count + b.count + partHead.count + 32 + 4
-        for (i, part) in parts.enumerated() {
-            let lead = i > 0 ? 2 : 0
-            let frame = [UInt8](unsafeUninitializedCapacity: lead + fixed) { buffer, count in
-                let out = UnsafeMutableRawBufferPointer(buffer)
-                var at = 0
-                func put(_ bytes: [UInt8]) {
-                    bytes.withUnsafeBytes { out.baseAddress!.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    at += bytes.count
-                }
-                if lead > 0 { put(crlf) }
+        let total = parts.reduce(0) { $0 + fixed + $1.payload.count } + 2 * (parts.count - 1) + 8 + b.count
+        let body = [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+            let out = UnsafeMutableRawBufferPointer(buffer)
+            var at = 0
+            func put(_ bytes: [UInt8]) {
+                bytes.withUnsafeBytes { out.baseAddress!.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                at += bytes.count
+            }
+            for (i, part) in parts.enumerated() {
+                if i > 0 { put(crlf) }
                 put(dashes)
                 put(b)
                 put(partHead)
@@ -95,20 +95,17 @@ public enum PullResponseBody {
                 at += 32
                 put(crlf)
                 put(crlf)
-                precondition(at == lead + fixed)
-                count = at
+                if !part.payload.isEmpty { put(part.payload) }
             }
-            chunks.append(frame)
-            chunks.append(part.payload)
+            put(crlf)
+            put(dashes)
+            put(b)
+            put(dashes)
+            put(crlf)
+            precondition(at == total)
+            count = at
         }
-        var close: [UInt8] = []
-        close.reserveCapacity(8 + b.count)
-        close += crlf
-        close += dashes
-        close += b
-        close += dashes
-        close += crlf
-        chunks.append(close)
+        let chunks = [body]
         return (chunks, "multipart/mixed; boundary=" + boundary)
     }
 

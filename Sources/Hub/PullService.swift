@@ -6,6 +6,7 @@ import LogStore
 import Logging
 import Metrics
 import Streaming
+import TLS
 
 /// The pull path (DESIGN.md §1 "Pull semantics", docs/api.md, docs/pull.md): streams of
 /// competing consumers per ISPB, pointers, durable acknowledgements, long polls woken by
@@ -21,6 +22,8 @@ final class PullService {
     /// Tombstones of closed streams (410 rather than 404) live at least this long.
     static let tombstoneTTLMsMin: UInt64 = 300_000
     static let sweepIntervalMs: UInt64 = 1000
+    /// Redis sees a stream's lease slide and cursor at most this often.
+    static let touchIntervalMs: UInt64 = 250
 
     private let services: HubServices
     private var partitions: [String: PartitionState] = [:]
@@ -34,6 +37,12 @@ final class PullService {
     /// Streams closed while Redis could not be told; released again by the sweep once Redis
     /// answers, so that their slots do not stay taken there until their leases run out.
     private var unreleased: Set<StreamRef> = []
+    /// Tokens issued per live stream, and when each stream last touched Redis.
+    private var issued: [UInt64: IssuedTokens] = [:]
+    private var lastTouchMs: [UInt64: UInt64] = [:]
+    /// Streams answered since their last touch (stream -> ISPB), flushed by `touchTimer`.
+    private var untouched: [UInt64: String] = [:]
+    private let touchTimer: LoopTimer
     /// Whether Redis answered the last slot, touch or release call (else: local accounting).
     private var redisAnswering = false
 
@@ -87,6 +96,8 @@ final class PullService {
     init(services: HubServices) {
         self.services = services
         sweepTimer = LoopTimer(loop: services.loop)
+        touchTimer = LoopTimer(loop: services.loop)
+        touchTimer.unref()
         nextStreamSalt = UInt64(services.ids.nextWord())
         // Every partition with records now, so that leases in flight before a restart are
         // restored (and re-registered in Redis, expired when abandoned) and gauges exist.
@@ -249,6 +260,13 @@ final class PullService {
     }
 
     private func pointer(_ ctx: RequestContext, ispb: String) -> PullToken? {
+        // A token equal to one this node issued (current or previous of its stream) is genuine
+        // without recomputing its HMAC; any other is verified in full.
+        if let text = ctx.params["token"], let claimed = PullToken.parseUnverified(text),
+           let issuedTokens = issued[claimed.stream], issuedTokens.ispb == ispb,
+           issuedTokens.matches(text, sequence: claimed.sequence) {
+            return claimed
+        }
         guard let text = ctx.params["token"], let token = PullToken.decode(text, ispb: ispb, mac: services.tokenMAC) else {
             metrics.unknownPointers.increment()
             ctx.respond(problem: Problem(.unknownPointer, detail: "no such pointer"))
@@ -400,8 +418,7 @@ final class PullService {
     /// Answers with the stream's current batch (200) or nothing (204), and its pointer.
     private func respondBatch(_ ctx: RequestContext, state s: PartitionState, stream st: StreamState, shape: Shape,
                               redelivery: Bool) {
-        let next = "/api/v1/out/\(s.key.ispb)/stream/" + PullToken(stream: st.id, sequence: st.sequence)
-            .encode(ispb: s.key.ispb, mac: services.tokenMAC)
+        let next = "/api/v1/out/\(s.key.ispb)/stream/" + issue(s, st)
         touchRedis(s, st)
         guard !st.batch.isEmpty else {
             ctx.respond(HTTPResponse(status: 204, headers: [HTTPHeader("PI-Pull-Next", next)]))
@@ -427,12 +444,12 @@ final class PullService {
             body = [r.payload]
         } else {
             let parts = records.map { PullResponseBody.Part(idHigh: $0.id.high, idLow: $0.id.low, payload: $0.payload) }
-            var multipart = PullResponseBody.multipart(parts, boundary: PullResponseBody.boundary(random: services.ids.nextWord()))
-            while multipart == nil {   // a payload holds the boundary: draw another
-                multipart = PullResponseBody.multipart(parts, boundary: PullResponseBody.boundary(random: services.ids.nextWord()))
-            }
-            headers.append(HTTPHeader("Content-Type", multipart!.contentType))
-            body = multipart!.chunks
+            let random = Crypto.randomBytes(16)
+            let boundary = PullResponseBody.boundary(random: UInt64(bigEndianBytes: random[0..<8]),
+                                                     UInt64(bigEndianBytes: random[8..<16]))
+            let multipart = PullResponseBody.multipart(parts, boundary: boundary)
+            headers.append(HTTPHeader("Content-Type", multipart.contentType))
+            body = multipart.chunks
         }
         if shape.gzip {
             body = [Gzip.compress(body)]
@@ -441,12 +458,62 @@ final class PullService {
         ctx.respond(HTTPResponse(status: 200, headers: headers, body: body))
     }
 
+    /// The token of the stream's current pointer; the last two issued per stream are kept so
+    /// that following them needs no HMAC computation.
+    private func issue(_ s: PartitionState, _ st: StreamState) -> String {
+        if let t = issued[st.id], t.current.sequence == st.sequence {
+            return t.currentText
+        }
+        let text = PullToken(stream: st.id, sequence: st.sequence).encode(ispb: s.key.ispb, mac: services.tokenMAC)
+        var t = issued[st.id] ?? IssuedTokens(ispb: s.key.ispb, current: (st.sequence, []), previous: nil, currentText: "")
+        if !t.current.bytes.isEmpty { t.previous = t.current }
+        t.current = (st.sequence, Array(text.utf8))
+        t.currentText = text
+        issued[st.id] = t
+        return text
+    }
+
+    /// Tokens issued for one stream.
+    struct IssuedTokens {
+        let ispb: String
+        var current: (sequence: UInt32, bytes: [UInt8])
+        var previous: (sequence: UInt32, bytes: [UInt8])?
+        var currentText: String
+
+        func matches(_ text: Substring, sequence: UInt32) -> Bool {
+            if sequence == current.sequence { return PullToken.sameToken(text, current.bytes) }
+            if let previous, sequence == previous.sequence { return PullToken.sameToken(text, previous.bytes) }
+            return false
+        }
+    }
+
     /// Slides the stream's slot lease in Redis and caches its cursor there (no waiting: the
-    /// answer does not depend on it).
+    /// answer does not depend on it). At most once per `touchIntervalMs` per stream: the
+    /// lease lasts the idle time, and a cursor at most that old is what another node sees.
     private func touchRedis(_ s: PartitionState, _ st: StreamState) {
+        let now = services.loop.nowMs
+        if let last = lastTouchMs[st.id], now &- last < Self.touchIntervalMs {
+            // Written by the next flush instead: Redis is at most one interval behind.
+            if untouched.isEmpty { touchTimer.start(afterMs: Self.touchIntervalMs) { [unowned self] in flushTouches() } }
+            untouched[st.id] = s.key.ispb
+            return
+        }
+        lastTouchMs[st.id] = now
+        untouched[st.id] = nil
         services.coordination.touch(ispb: s.key.ispb, stream: st.id,
                                     cursor: StreamCursor(sequence: st.sequence, batch: st.batch).bytes) { [unowned self] result in
             if case .success = result { noteRedis(answering: true) } else { noteRedis(answering: false) }
+        }
+    }
+
+    /// Touches the streams whose last answer was not yet reflected in Redis.
+    private func flushTouches() {
+        let pending = untouched
+        untouched = [:]
+        for (id, ispb) in pending {
+            guard let s = partitions[ispb], let st = s.consumers.stream(id) else { continue }
+            lastTouchMs[id] = nil
+            touchRedis(s, st)
         }
     }
 
@@ -537,6 +604,9 @@ final class PullService {
 
     private func streamClosed(_ s: PartitionState, stream: UInt64, expired: Bool) {
         openStreams -= 1
+        issued[stream] = nil
+        lastTouchMs[stream] = nil
+        untouched[stream] = nil
         services.store.releaseLease(s.key, stream: stream)
         releaseInRedis(StreamRef(ispb: s.key.ispb, stream: stream))
         if expired { metrics.streamsExpired.increment() } else { metrics.streamsClosed.increment() }
@@ -724,4 +794,10 @@ final class PullMetrics {
     }
 
     func refused(_ r: Refusal) { refusals[r]!.increment() }
+}
+
+extension UInt64 {
+    init(bigEndianBytes bytes: ArraySlice<UInt8>) {
+        self = bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
 }

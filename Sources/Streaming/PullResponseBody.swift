@@ -57,22 +57,21 @@ public enum PullResponseBody {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// A multipart boundary from a random word: "rtp-" and 16 hex digits.
-    public static func boundary(random: UInt64) -> String {
+    /// A multipart boundary: "rtp-" and 32 hex digits of 128 bits from a CSPRNG. Nobody can
+    /// predict it, so no sender can write a message holding `--boundary` to forge a part of
+    /// another PSP's response, and payloads need not be scanned for it.
+    public static func boundary(random high: UInt64, _ low: UInt64) -> String {
         var out = Array("rtp-".utf8)
-        appendHex(random, to: &out)
+        appendHex(high, to: &out)
+        appendHex(low, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// The `multipart/mixed` body for `parts` as chunks for a vectored write (framing arrays
-    /// around the shared payloads, which are not copied), and its `Content-Type`; nil when a
-    /// payload contains `--boundary`, so that no message can forge a part of the response
-    /// (senders choose their bytes and might predict a boundary): take another one.
-    public static func multipart(_ parts: [Part], boundary: String) -> (chunks: [[UInt8]], contentType: String)? {
+    /// The `multipart/mixed` body for `parts` as one contiguous buffer, and its `Content-Type`.
+    /// `boundary` must be unpredictable (`boundary(random:_:)` from a CSPRNG).
+    public static func multipart(_ parts: [Part], boundary: String) -> (chunks: [[UInt8]], contentType: String) {
         precondition(!parts.isEmpty)
         let b = Array(boundary.utf8)
-        let delimiter = dashes + b
-        for part in parts where contains(part.payload, delimiter) { return nil }
         // One contiguous body: framing written in place around each payload (one allocation,
         // one copy per payload), so the socket writes it as a single buffer.
         // Each frame: [CRLF] "--" boundary partHead 32-hex-id CRLF CRLF.
@@ -111,21 +110,4 @@ public enum PullResponseBody {
 
     /// Whether `needle` (which starts with "-") occurs in `haystack`: memchr to each "-", then
     /// a compare that fails at once on the dashes of dates and names. A few KiB per message.
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        precondition(needle.first == 45)
-        return haystack.withUnsafeBytes { h in
-            guard let base = h.baseAddress, h.count >= needle.count else { return false }
-            let last = h.count - needle.count
-            var i = 0
-            while i <= last {
-                guard let hit = memchr(base + i, 45, last - i + 1) else { return false }
-                let at = base.distance(to: UnsafeRawPointer(hit))
-                var k = 1
-                while k < needle.count && h[at + k] == needle[k] { k += 1 }
-                if k == needle.count { return true }
-                i = at + 1
-            }
-            return false
-        }
-    }
 }

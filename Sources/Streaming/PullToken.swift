@@ -43,6 +43,22 @@ public struct PullToken: Sendable, Equatable, Hashable {
 
     /// Decodes and verifies a token for the ISPB of the request path; nil when malformed or
     /// forged (or made for another ISPB). Constant-time MAC comparison.
+    /// Stream and sequence of a well-formed token, NOT verified: only for finding the token the
+    /// hub issued to compare with (constant time) before falling back to `decode`.
+    public static func parseUnverified(_ text: Substring) -> PullToken? {
+        guard text.utf8.count == encodedLength, let raw = Base64URL.decode(text), raw.count == 28 else { return nil }
+        return PullToken(stream: UInt64(bigEndianBytes: raw[0..<8]), sequence: UInt32(bigEndianBytes: raw[8..<12]))
+    }
+
+    /// Constant-time equality of a presented token and one the hub issued.
+    public static func sameToken(_ presented: Substring, _ issued: [UInt8]) -> Bool {
+        let p = presented.utf8
+        guard p.count == issued.count else { return false }
+        var diff: UInt8 = 0
+        for (a, b) in zip(p, issued) { diff |= a ^ b }
+        return diff == 0
+    }
+
     public static func decode(_ text: Substring, ispb: String, mac: MAC) -> PullToken? {
         guard text.utf8.count == encodedLength, let raw = Base64URL.decode(text), raw.count == 28 else { return nil }
         let stream = UInt64(bigEndianBytes: raw[0..<8])

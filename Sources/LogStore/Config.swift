@@ -8,6 +8,10 @@ public struct LogStoreConfig: Sendable {
     /// One sparse index entry per this many bytes of log.
     public var indexIntervalBytes = 4096
 
+    /// Newest durable records kept in memory per partition for readers of the tail (a pull of
+    /// messages just sent costs no disk read and no checksum); 0 turns the cache off.
+    public var tailCacheBytesMax = 1 << 20
+
     // Group commit
     /// A commit group holds at most this many records...
     public var groupRecordsMax = 8192

@@ -65,6 +65,8 @@ final class Partition: Sendable {
     let io: any FileIO
     let state: Mutex<PartitionState>
     let writer: WriterOwned<PartitionWriterState>
+    /// The newest durable records, for readers of the tail (`LogStoreConfig.tailCacheBytesMax`).
+    let tail = Mutex(TailCache())
 
     init(name: String, key: PartitionKey?, number: UInt32, directory: String, io: any FileIO) {
         self.name = name

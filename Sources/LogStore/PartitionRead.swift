@@ -5,6 +5,10 @@ extension Partition {
     /// record when any is available, then up to `maxRecords` and `maxBytes` of keys + payloads.
     func read(from offset: UInt64, maxRecords: Int, maxBytes: Int, indexIntervalBytes: Int) throws(LogStoreError) -> [Record] {
         precondition(maxRecords >= 1 && maxBytes >= 0)
+        let (from, durableEnd) = state.withLock { s in (max(offset, s.startOffset), s.durableEnd) }
+        if let cached = tail.withLock({ $0.read(from: from, end: durableEnd, maxRecords: maxRecords, maxBytes: maxBytes) }) {
+            return cached
+        }
         let (captured, start, end): ([SegmentInfo], UInt64, UInt64) = state.withLock { s in
             let from = max(offset, s.startOffset)
             guard from < s.durableEnd, let i = s.segmentIndex(for: from) else { return ([], from, s.durableEnd) }

@@ -236,7 +236,22 @@ final class Writer: @unchecked Sendable {
 
         // Durable: publish to readers, move keys from pending to the index, apply consumer state.
         let ok = { (slot: Int) in !skipped.contains(slot) && !failedNow.contains(slot) }
-        for (i, t) in touched.enumerated() where ok(i) { t.partition.publish() }
+        for (i, t) in touched.enumerated() where ok(i) {
+            t.partition.publish()
+            if config.tailCacheBytesMax > 0, t.partition.key != nil {
+                var durable: [Record] = []
+                for case .append(let a) in t.ops {
+                    for (k, r) in a.records.enumerated() {
+                        durable.append(Record(offset: a.firstOffset + UInt64(k), timestampMs: r.timestampMs, id: r.id,
+                                              key: r.key, payload: r.payload))
+                    }
+                }
+                if !durable.isEmpty {
+                    let bytesMax = config.tailCacheBytesMax
+                    t.partition.tail.withLock { $0.add(durable, bytesMax: bytesMax) }
+                }
+            }
+        }
 
         let nowMs = config.nowMs()
         var evicted = 0

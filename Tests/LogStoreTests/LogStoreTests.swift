@@ -69,6 +69,33 @@ final class LogStoreTests: XCTestCase {
         reopened.close()
     }
 
+    /// The tail cache serves exactly what the disk holds: the same reads with the cache on, off
+    /// and after a restart (cache empty) agree, including ranges straddling the cache's start.
+    func testTailCacheAgreesWithTheDisk() throws {
+        let cached = try open(config { $0.tailCacheBytesMax = 8 << 10 })
+        var expected: [Record] = []
+        for i in 0..<120 {
+            let r = record("12345678/T\(i)", payload(i, count: 200 + i), ts: Int64(i))
+            _ = try cached.appendAndWait(partition(1), [r]).get()
+            expected.append(Record(offset: UInt64(i), timestampMs: r.timestampMs, id: r.id, key: r.key, payload: r.payload))
+        }
+        let probes: [(UInt64, Int, Int)] = [(119, 5, 1 << 20), (100, 10, 1 << 20), (90, 30, 1 << 20), (0, 3, 1 << 20),
+                                              (110, 10, 600), (60, 100, 1 << 20), (120, 5, 1 << 20)]
+        func reads(_ store: LogStore) throws -> [[Record]] {
+            try probes.map { try store.read(partition(1), from: $0.0, maxRecords: $0.1, maxBytes: $0.2) }
+        }
+        let fromCache = try reads(cached)
+        cached.close()
+        let uncached = try open(config { $0.tailCacheBytesMax = 0 })
+        XCTAssertEqual(try reads(uncached), fromCache)
+        XCTAssertEqual(try uncached.readAll(partition(1)), expected)
+        uncached.close()
+        XCTAssertEqual(fromCache[0].map(\.offset), [119])
+        XCTAssertEqual(fromCache[1].map(\.offset), Array(100..<110))
+        XCTAssertEqual(fromCache[5].count, 60)
+        XCTAssertEqual(fromCache[6], [])
+    }
+
     func testIdempotencyWithinBatchPendingDurableAndAfterRestart() throws {
         let store = try open()
         let a = record("11111111/A", [1], id: 100)

@@ -118,4 +118,24 @@ final class PureLogicTests: XCTestCase {
         XCTAssertEqual(ResourceID(bytes: ResourceID(high: 0x0102, low: 0xff).bytes), ResourceID(high: 0x0102, low: 0xff))
         XCTAssertEqual(ResourceID(high: 1, low: 2).description, "00000000000000010000000000000002")
     }
+
+    func testTailCacheEvictsOldestAndRestartsAfterAGap() {
+        func rec(_ o: UInt64, _ n: Int) -> Record {
+            Record(offset: o, timestampMs: 0, id: ResourceID(high: 0, low: o), key: [1], payload: [UInt8](repeating: 7, count: n))
+        }
+        var cache = TailCache()
+        cache.add((0..<10).map { rec($0, 100) }, bytesMax: 10 * TailCache.cost(rec(0, 100)))
+        XCTAssertEqual(cache.startOffset, 0)
+        XCTAssertEqual(cache.count, 10)
+        cache.add([rec(10, 100)], bytesMax: 10 * TailCache.cost(rec(0, 100)))
+        XCTAssertEqual(cache.startOffset, 1, "the oldest falls out first")
+        XCTAssertNil(cache.read(from: 0, end: 11, maxRecords: 5, maxBytes: 1 << 20), "evicted: read the disk")
+        XCTAssertEqual(cache.read(from: 8, end: 11, maxRecords: 5, maxBytes: 1 << 20)?.map(\.offset), [8, 9, 10])
+        XCTAssertEqual(cache.read(from: 8, end: 10, maxRecords: 5, maxBytes: 1 << 20)?.map(\.offset), [8, 9], "not past the durable end")
+        cache.add([rec(20, 100)], bytesMax: 1 << 20)
+        XCTAssertEqual(cache.startOffset, 20, "a gap starts the cache anew")
+        XCTAssertEqual(cache.count, 1)
+        cache.add([rec(21, 100)], bytesMax: 0)
+        XCTAssertEqual(cache.count, 1, "a zero budget caches nothing")
+    }
 }

@@ -236,21 +236,17 @@ final class HTTPConnection {
         lastBytesWritten = written
     }
 
+    /// Lazy: the timer is restarted only when the deadline comes earlier than the armed one. A
+    /// later (or no) deadline leaves it armed; when it fires, `timerFired` re-evaluates. Busy
+    /// keep-alive connections thus re-arm about once per idle period, not per request.
     private func armTimer() {
-        guard let deadline = timeouts.deadlineMs else {
-            if armedDeadlineMs != nil {
-                timer.stop()
-                armedDeadlineMs = nil
-            }
-            return
-        }
-        if deadline != armedDeadlineMs {
-            let now = socket.loop.nowMs
-            armedDeadlineMs = deadline
-            // At least 1 ms: a 0 ms timer re-armed from a timer callback would run again in the
-            // same libuv timer pass.
-            timer.start(afterMs: deadline > now ? deadline - now : 1) { [unowned self] in timerFired() }
-        }
+        guard let deadline = timeouts.deadlineMs else { return }
+        if let armed = armedDeadlineMs, armed <= deadline { return }
+        let now = socket.loop.nowMs
+        armedDeadlineMs = deadline
+        // At least 1 ms: a 0 ms timer re-armed from a timer callback would run again in the
+        // same libuv timer pass.
+        timer.start(afterMs: deadline > now ? deadline - now : 1) { [unowned self] in timerFired() }
     }
 
     private func timerFired() {

@@ -153,3 +153,64 @@ final class Counter: @unchecked Sendable {
     var value: Int { lock.lock(); defer { lock.unlock() }; return n }
     func add() { lock.lock(); n += 1; lock.unlock() }
 }
+
+extension MutualTLSProcessTests {
+    /// SIGHUP reloads certificate, key, client CA bundle and CRL from the same paths: new
+    /// handshakes use the new files, an open connection keeps working, a broken file keeps the
+    /// previous context.
+    func testSIGHUPReloadsCertificatesWithoutDroppingConnections() throws {
+        let old = try TestCertificates.directory()
+        let fresh = TempDir("rtpstream-certs-reload")
+        let (status, output) = try runCommand(Paths.executable("rtpstream").path,
+                                              ["certs", "--out", fresh.path, "--ispb", "12345678", "--force"])
+        XCTAssertEqual(status, 0, output)
+        let live = TempDir("rtpstream-certs-live")
+        func install(_ dir: String) throws {
+            for name in ["server.pem", "server-key.pem", "ca.pem", "crl.pem"] {
+                let target = live.url.appendingPathComponent(name)
+                try? FileManager.default.removeItem(at: target)
+                try FileManager.default.copyItem(atPath: "\(dir)/\(name)", toPath: target.path)
+            }
+        }
+        try install(old)
+        let data = TempDir()
+        let server = try ServerProcess(arguments: [
+            "--tls-cert", live.url.appendingPathComponent("server.pem").path,
+            "--tls-key", live.url.appendingPathComponent("server-key.pem").path,
+            "--tls-client-ca", live.url.appendingPathComponent("ca.pem").path,
+            "--tls-crl", live.url.appendingPathComponent("crl.pem").path,
+            "--bench-fixed-response", "--data-dir", data.path])
+        let oldClient = try TestCertificates.client("12345678")
+        let open = try BlockingTLSClient(port: server.apiPort, context: oldClient)
+        XCTAssertEqual(try open.roundTrip(Self.get).status, 200)
+
+        func freshClient() throws -> TLSContext {
+            try TLSContext.client(TLSClientConfig(certPath: "\(fresh.path)/client-12345678.pem",
+                                                  keyPath: "\(fresh.path)/client-12345678-key.pem",
+                                                  caPath: "\(fresh.path)/ca.pem", serverName: "localhost"))
+        }
+        XCTAssertThrowsError(try BlockingTLSClient(port: server.apiPort, context: freshClient()).roundTrip(Self.get),
+                             "before the reload the new CA is unknown")
+
+        try install(fresh.path)
+        server.kill(SIGHUP)
+        let deadline = Date().addingTimeInterval(5)
+        while !server.stderr.contains("TLS reloaded") && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(server.stderr.contains("TLS reloaded"), server.stderr)
+
+        XCTAssertEqual(try BlockingTLSClient(port: server.apiPort, context: freshClient()).roundTrip(Self.get).status, 200)
+        XCTAssertThrowsError(try BlockingTLSClient(port: server.apiPort, context: oldClient).roundTrip(Self.get),
+                             "new handshakes use the new files")
+        XCTAssertEqual(try open.roundTrip(Self.get).status, 200, "the open connection keeps its context")
+
+        // A broken file: the reload fails loudly and the current context stays.
+        try Data("garbage".utf8).write(to: live.url.appendingPathComponent("server.pem"))
+        server.kill(SIGHUP)
+        let deadline2 = Date().addingTimeInterval(5)
+        while !server.stderr.contains("TLS reload failed") && Date() < deadline2 { usleep(20_000) }
+        XCTAssertTrue(server.stderr.contains("TLS reload failed"), server.stderr)
+        XCTAssertEqual(try BlockingTLSClient(port: server.apiPort, context: freshClient()).roundTrip(Self.get).status, 200)
+        server.kill(SIGTERM)
+        XCTAssertEqual(server.waitForExit(), 0)
+    }
+}

@@ -163,13 +163,10 @@ public final class Hub {
         timer.unref()
         let logger = self.logger
         timer.start(afterMs: 60_000, repeatMs: 60_000) { [unowned self] in
-            let services = self.services
             WorkQueue.run(on: loop, { store.applyRetention(nowMs: Int64(Date().timeIntervalSince1970 * 1000)) }) { report in
-                if report.segmentsDeleted > 0 {
-                    logger.info("retention", metadata: ["segments": "\(report.segmentsDeleted)", "bytes": "\(report.bytesDeleted)",
-                                                        "unacknowledgedDropped": "\(report.unacknowledgedRecordsDropped)"])
-                }
-                _ = services
+                guard report.segmentsDeleted > 0 else { return }
+                logger.info("retention", metadata: ["segments": "\(report.segmentsDeleted)", "bytes": "\(report.bytesDeleted)",
+                                                    "unacknowledgedDropped": "\(report.unacknowledgedRecordsDropped)"])
             }
         }
         retentionTimer = timer

@@ -189,7 +189,7 @@ final class HTTPConnection {
     }
 
     private func flushAndSettle() {
-        guard !closed else { return }
+        guard !closed, !lingering else { return }
         socket.flush()
         if closeAfterWrite && inFlight == nil && !socket.hasPendingWrites {
             finishAfterWrite()
@@ -281,7 +281,11 @@ final class HTTPConnection {
     // MARK: shutdown and close
 
     /// Everything is written and the connection ends: at once, or lingering after an error.
+    /// Runs once: a flush that drains synchronously re-enters through `drained()` before the
+    /// caller's own check, and a second call must not cut the linger short (that close, with
+    /// the refused upload still arriving, is an RST that the client sees before the answer).
     private func finishAfterWrite() {
+        guard !lingering else { return }
         guard lingerBeforeClose, !readEOF, !closing else { return close() }
         lingering = true
         closing = true  // no more requests, no more deadlines but the linger timer

@@ -77,7 +77,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "loadtest", dependencies: [
-            "EventLoop", "HTTP", "TLS",
+            "EventLoop", "HTTP", "TLS", "ISO20022",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "LoadTests/loadtest", swiftSettings: strict),

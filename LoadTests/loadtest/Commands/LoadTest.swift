@@ -4,8 +4,8 @@ import ArgumentParser
 struct LoadTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loadtest",
-        abstract: "Drives rtpstream on loopback: benchmarks against a reference measured in the same run.",
-        subcommands: [Bench.self])
+        abstract: "Drives rtpstream on loopback: soak and burst with correctness checking, benchmarks against a reference measured in the same run.",
+        subcommands: [Soak.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {

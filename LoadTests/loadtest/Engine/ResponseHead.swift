@@ -14,6 +14,8 @@ struct ResponseHead {
     var resourceID: ResourceKey?
     /// The `boundary` parameter of a `multipart/*` Content-Type.
     var boundary: [UInt8]?
+    /// `PI-Slots` (used/limit): present on the hub's 429 for the 7th stream.
+    var slots = false
     /// `Connection: close`: the server ends the connection after this response.
     var connectionClose = false
     var chunked = false
@@ -81,6 +83,8 @@ struct ResponseHead {
             boundary = ResponseHead.boundaryParameter(value)
         case 10 where ResponseHead.equalsLowercase(name, "connection"):
             connectionClose = value.count == 5 && ResponseHead.equalsLowercase(value, "close")
+        case 8 where ResponseHead.equalsLowercase(name, "pi-slots"):
+            slots = true
         case 17 where ResponseHead.equalsLowercase(name, "transfer-encoding"):
             chunked = true
         default:

@@ -105,6 +105,7 @@ final class Producer: PacedClient {
             }
             finished(stored: stored, of: post.recipients.count)
         case 429, 503:
+            run.sendRefusedWhole(r.head)
             run.delays.after(ms: UInt64(max(1, r.head.retryAfterSeconds ?? 1)) * 1000) { [self] in send() }
         default:
             run.unexpectedStatus(.send, r.head.status)

@@ -159,7 +159,8 @@ final class PullStream: PacedClient {
             if r.head.status == 200 { batchesLeft -= 1 }
             proceed()
         case 429:
-            psp.refusedStart(nowMs: run.loop.nowMs)
+            run.tooMany(r.head)
+            if r.head.slots { psp.refusedStart(nowMs: run.loop.nowMs) }
             after(seconds: r.head.retryAfterSeconds ?? 1)
         default:
             run.unexpectedStatus(.start, r.head.status)
@@ -186,6 +187,7 @@ final class PullStream: PacedClient {
             proceed()
         case 429:
             // Refused before anything happened: the same pointer again after Retry-After.
+            run.tooMany(r.head)
             after(seconds: r.head.retryAfterSeconds ?? 1)
         case 404, 410:
             run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,
@@ -211,6 +213,7 @@ final class PullStream: PacedClient {
             run.retriesChecked += 1
             proceed()
         case 429:
+            run.tooMany(r.head)
             proceed()
         case 404, 410:
             run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,

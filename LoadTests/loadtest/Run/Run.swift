@@ -52,6 +52,12 @@ final class Run {
     private(set) var messagesRefused: [Int: Int] = [:]
     private(set) var unexpectedStatuses: [String: Int] = [:]
     private(set) var sendProblems: [String] = []
+    /// Loop time of the first 429 that was not a slot refusal (rate limit, back-pressure).
+    private(set) var firstRateLimitedMs: UInt64?
+    private(set) var rateLimited = 0
+    private(set) var tooManyWithoutRetryAfter = 0
+    private(set) var sendBackPressure = 0
+    private(set) var firstSendBackPressureMs: UInt64?
     private(set) var interrupted = false
     private(set) var stopReason = ""
     private(set) var drained = false
@@ -341,6 +347,24 @@ final class Run {
     }
 
     func connectionFailed(_ failure: ConnectionFailure) {}
+
+    /// A 429 on a pull route: slot refusals carry `PI-Slots`; the others are the rate window.
+    func tooMany(_ head: ResponseHead) {
+        if head.retryAfterSeconds == nil { tooManyWithoutRetryAfter += 1 }
+        guard !head.slots else { return }
+        rateLimited += 1
+        if firstRateLimitedMs == nil { firstRateLimitedMs = loop.nowMs }
+    }
+
+    /// A 429 (or 503) on the send path: back-pressure from the store or a full recipient.
+    func sendRefusedWhole(_ head: ResponseHead) {
+        if head.retryAfterSeconds == nil { tooManyWithoutRetryAfter += 1 }
+        sendBackPressure += 1
+        if firstSendBackPressureMs == nil { firstSendBackPressureMs = loop.nowMs }
+    }
+
+    /// Loop time at which `phase` began (nil if it never did).
+    func phaseStartMs(_ name: String) -> UInt64? { recorder.phase(name)?.startMs }
 
     // MARK: timers
 

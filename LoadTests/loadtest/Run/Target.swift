@@ -82,7 +82,8 @@ struct Target {
                           nil, 0, NI_NUMERICHOST) == 0 else {
             throw LoadTestError("cannot resolve \(host)")
         }
-        return String(cString: buffer)
+        let end = buffer.firstIndex(of: 0) ?? buffer.count
+        return String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The ISPBs of the client certificates in `dir` (client-<8 digits>.pem), sorted.

@@ -5,6 +5,8 @@
 /// Everything it sees goes to the run's ledger.
 final class PullStream: PacedClient {
     private enum Pending { case none, start, next, retry, delete }
+    /// Messages in a full multipart batch.
+    static let batchMax = 10
 
     unowned let run: Run
     unowned let psp: PSPAgent
@@ -269,6 +271,7 @@ final class PullStream: PacedClient {
             return false
         }
         run.ledger.delivered(stream: ledgerID, parts: parts, retry: retry, nowMs: run.loop.nowMs)
+        if !retry { run.batchReceived(r.body, parts: parts.count) }
         return true
     }
 

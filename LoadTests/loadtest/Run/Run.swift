@@ -54,6 +54,10 @@ final class Run {
     private(set) var sendProblems: [String] = []
     /// Loop time of the first 429 that was not a slot refusal (rate limit, back-pressure).
     private(set) var firstRateLimitedMs: UInt64?
+    /// Bodies of 200 answers to GET next (bytes, count) and one multipart body kept as a sample.
+    private(set) var batchBodyBytes = 0
+    private(set) var batchBodies = 0
+    private(set) var sampleBatch: [UInt8]?
     private(set) var rateLimited = 0
     private(set) var tooManyWithoutRetryAfter = 0
     private(set) var sendBackPressure = 0
@@ -83,7 +87,8 @@ final class Run {
         self.progress = progress
         self.log = log
         ledger = Ledger(config: .init(idleMs: UInt64(scenario.idleSeconds) * 1000,
-                                      unknownIDsAreViolations: scenario.unknownIDsAreViolations))
+                                      unknownIDsAreViolations: scenario.unknownIDsAreViolations,
+                                      lostAreViolations: scenario.lostAreViolations))
         recorder = Recorder(startMs: loop.nowMs)
         pullPacer = Pacer(loop: loop)
         sendPacer = Pacer(loop: loop)
@@ -347,6 +352,12 @@ final class Run {
     }
 
     func connectionFailed(_ failure: ConnectionFailure) {}
+
+    func batchReceived(_ body: UnsafeRawBufferPointer, parts: Int) {
+        batchBodyBytes += body.count
+        batchBodies += 1
+        if sampleBatch == nil && parts == (scenario.multipart ? PullStream.batchMax : 1) { sampleBatch = Array(body) }
+    }
 
     /// A 429 on a pull route: slot refusals carry `PI-Slots`; the others are the rate window.
     func tooMany(_ head: ResponseHead) {

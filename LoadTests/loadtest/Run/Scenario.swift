@@ -73,6 +73,8 @@ struct Scenario {
     var seed: UInt64 = 1
     /// Ids never sent in this run count as violations (true against a fresh spawned hub).
     var unknownIDsAreViolations = true
+    /// Messages sent and never delivered are violations (needs a drain).
+    var lostAreViolations = true
 
     var requestTimeoutMs: UInt64 { UInt64(longPollSeconds) * 1000 + LoadDefaults.requestTimeoutSlackMs }
 

@@ -17,13 +17,16 @@ final class SpawnedHub {
     private let rtpstream: String
     private let keep: Bool
     private var hubStarts = 0
+    /// Spawned hubs in this process (each gets its own directory).
+    nonisolated(unsafe) private static var instances = 0
 
     /// Starts Redis; the hub is started by `startHub`. `certsDir`: reuse or write the
     /// certificates there instead of the temporary directory.
     init(ispbs: [String], tls: Bool, certsDir: String?, keep: Bool, executable: String? = nil, log: (String) -> Void) throws {
         rtpstream = try executable ?? siblingExecutable("rtpstream")
         let redisServer = try which("redis-server")
-        work = NSTemporaryDirectory() + "rtpstream-loadtest-\(getpid())"
+        SpawnedHub.instances += 1
+        work = NSTemporaryDirectory() + "rtpstream-loadtest-\(getpid())-\(SpawnedHub.instances)"
         self.keep = keep
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         if tls {

@@ -5,7 +5,7 @@ struct LoadTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loadtest",
         abstract: "Drives rtpstream on loopback: soak and burst with correctness checking, benchmarks against a reference measured in the same run.",
-        subcommands: [Soak.self, Burst.self, Bench.self])
+        subcommands: [Soak.self, Burst.self, Bench.self, SelfTest.self])
 }
 
 struct Bench: ParsableCommand {

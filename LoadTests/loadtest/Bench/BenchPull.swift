@@ -17,7 +17,7 @@ struct BenchPull: ParsableCommand {
     @Option(help: "Concurrent keep-alive connections (= pull streams; a multiple of 6: 6 streams per PSP).") var connections = 48
     @Option(help: "Rounds per side (alternating; the median is reported).") var rounds = 3
     @Option(help: "Also measure pulls over mutual TLS (after the plaintext rounds).") var tls = true
-    @Option(help: "Pull requests/s assumed before the first round, to size its preload.") var initialRateGuess = 2000.0
+    @Option(help: "Pull requests/s assumed for the calibration round's preload.") var initialRateGuess = 2000.0
     @Option(help: "Directory for the JSON summary.") var output: String?
     @Option(help: "The rtpstream executable (default: the one built next to loadtest).") var rtpstream: String?
     @Option(parsing: .unconditionalSingleValue, help: "One more `rtpstream serve` argument (repeatable).") var serverArg: [String] = []
@@ -46,9 +46,11 @@ struct BenchPull: ParsableCommand {
         var estimate = initialRateGuess
         var leftover = 0
         var samples: [UInt8]?
-        func pullRound(_ label: String) -> (Double, [String: Any]) {
-            let perRound = (duration + BenchPull.warmupSeconds) * 10
-            let preload = max(0, Int(estimate * perRound * 1.3) - leftover)
+        /// One pull round: preloads what it should consume (from `estimate`, with headroom), pulls
+        /// unpaced for a warm-up and `seconds`, closes the streams. Returns the rate and whether
+        /// the backlog ran dry during the measurement (any 204): then the rate is not the hub's.
+        func pullRound(_ label: String, seconds: Double) -> (rate: Double, starved: Bool, detail: [String: Any]) {
+            let preload = max(0, Int(estimate * (seconds + BenchPull.warmupSeconds) * 10 * 1.5) - leftover)
             var scenario = Scenario(ispbs: ispbs)
             scenario.streamsMin = 6
             scenario.streamsMax = 6
@@ -58,7 +60,7 @@ struct BenchPull: ParsableCommand {
             scenario.preloadMessages = preload
             scenario.segments = [
                 Segment(name: "warmup", seconds: BenchPull.warmupSeconds, pullRateFrom: 0, pullRateTo: 0, sendRateFrom: 0, sendRateTo: 0),
-                Segment(name: "measure", seconds: duration, pullRateFrom: 0, pullRateTo: 0, sendRateFrom: 0, sendRateTo: 0),
+                Segment(name: "measure", seconds: seconds, pullRateFrom: 0, pullRateTo: 0, sendRateFrom: 0, sendRateTo: 0),
             ]
             scenario.drainSecondsMax = 0
             scenario.idleSeconds = 30
@@ -70,36 +72,57 @@ struct BenchPull: ParsableCommand {
                 run = try Run(loop: loop, scenario: scenario, target: hub.target,
                               processes: [("rtpstream", hub.hubPID), ("redis", hub.redisPID)], progress: nil, log: { _ in })
             } catch {
-                return (0, ["error": "\(error)"])
+                return (0, false, ["error": "\(error)"])
             }
             run.watchdog = { hub.deathReason() }
             run.execute()
             let report = run.ledger.finish(nowMs: loop.nowMs)
             leftover += report.sent - report.delivered
             if samples == nil { samples = run.sampleBatch }
-            guard let m = run.recorder.phase("measure") else { return (0, ["error": run.stopReason]) }
+            guard let m = run.recorder.phase("measure"), run.stopReason == "completed" else {
+                say("\(label): run did not complete: \(run.stopReason)")
+                if hub.deathReason() != nil { say(hub.hubLogTail()) }
+                return (0, false, ["error": run.stopReason])
+            }
             let next = m.routes[.next]!
             let rate = RunSummary.pullRate(m)
-            estimate = max(estimate, rate)
+            let empty = m.routes[.nextEmpty]!.count
             let cpu = run.recorder.samples.filter { $0.phase == "measure" }.reduce(into: [String: Double]()) { acc, s in
                 for (k, v) in s.gauges where k.hasPrefix("cpu_") { acc[String(k.dropFirst(4)), default: 0] += v / max(1, m.seconds) }
             }
-            let empty = m.routes[.nextEmpty]!.count
-            say(String(format: "%@: %.0f pulls/s (p50 %.2f ms, p99 %.2f ms, %llu answered 204), mean body %d B, preload %d msgs in %.0f s, violations %d",
+            let cpuText = cpu.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f%%", $0.key as NSString, $0.value) }.joined(separator: " ")
+            say(String(format: "%@: %.0f pulls/s (p50 %.2f ms, p99 %.2f ms, %llu answered 204), mean body %d B, cpu %@; preload %d msgs in %.0f s; violations %d",
                        label as NSString, rate, next.percentileMs(50), next.percentileMs(99), empty,
-                       run.batchBodies > 0 ? run.batchBodyBytes / run.batchBodies : 0, run.preloadStored, run.preloadSeconds,
-                       report.violationTotal))
-            return (rate, ["requestsPerSecond": rate, "latencyMs": ["p50": next.percentileMs(50), "p90": next.percentileMs(90),
-                                                                   "p99": next.percentileMs(99), "max": next.maxMs],
-                           "answered204": empty, "violations": report.violationTotal, "cpuPercent": cpu,
-                           "meanBodyBytes": run.batchBodies > 0 ? run.batchBodyBytes / run.batchBodies : 0,
-                           "preloadMessages": run.preloadStored, "preloadSeconds": run.preloadSeconds])
+                       run.batchBodies > 0 ? run.batchBodyBytes / run.batchBodies : 0, cpuText as NSString, run.preloadStored,
+                       run.preloadSeconds, report.violationTotal))
+            if report.violationTotal > 0 { for v in report.violations.prefix(5) { say("  violation: \(v)") } }
+            if empty > 0 { say("  the backlog ran dry during the measurement: the rate is a lower bound") }
+            return (rate, empty > 0, ["requestsPerSecond": rate, "starved": empty > 0,
+                                      "latencyMs": ["p50": next.percentileMs(50), "p90": next.percentileMs(90),
+                                                    "p99": next.percentileMs(99), "max": next.maxMs],
+                                      "answered204": empty, "violations": report.violationTotal, "cpuPercent": cpu,
+                                      "meanBodyBytes": run.batchBodies > 0 ? run.batchBodyBytes / run.batchBodies : 0,
+                                      "preloadMessages": run.preloadStored, "preloadSeconds": run.preloadSeconds])
         }
+        /// A round, repeated once with a larger preload if the backlog ran dry.
+        func measuredPullRound(_ label: String) -> (Double, [String: Any]) {
+            var r = pullRound(label, seconds: duration)
+            if r.starved {
+                estimate = max(estimate * 2, r.rate * 2)
+                r = pullRound(label + " (again, larger preload)", seconds: duration)
+            }
+            estimate = max(estimate, r.rate)
+            return (r.rate, r.detail)
+        }
+
+        // Calibration: a short round sizes the preloads of the measured ones.
+        let calibration = pullRound("calibration (3 s)", seconds: 3)
+        estimate = max(estimate, calibration.rate * 1.2)
 
         // Round 1 of the hub first: it supplies the body nginx serves.
         var hubRates: [Double] = []
         var hubRounds: [[String: Any]] = []
-        let (firstRate, firstDetail) = pullRound("rtpstream pull   round 1")
+        let (firstRate, firstDetail) = measuredPullRound("rtpstream pull   round 1")
         hubRates.append(firstRate)
         hubRounds.append(firstDetail)
         guard let body = samples else { throw LoadTestError("no full 10-message batch was pulled: \(firstDetail)") }
@@ -131,7 +154,7 @@ struct BenchPull: ParsableCommand {
         var wrkRates: [Double] = []
         for round in 1...rounds {
             if round > 1 {
-                let (r, d) = pullRound("rtpstream pull   round \(round)")
+                let (r, d) = measuredPullRound("rtpstream pull   round \(round)")
                 hubRates.append(r)
                 hubRounds.append(d)
             }
@@ -151,7 +174,7 @@ struct BenchPull: ParsableCommand {
             hub.stopHub()
             try hub.startHub(tls: true, arguments: hubArguments)
             for round in 1...rounds {
-                let (r, d) = pullRound("rtpstream pull mTLS round \(round)")
+                let (r, d) = measuredPullRound("rtpstream pull mTLS round \(round)")
                 tlsRates.append(r)
                 tlsRounds.append(d)
             }

@@ -61,7 +61,8 @@ enum Driver {
         let needed = plan.segments.reduce(0.0) { total, s in
             total + (s.pullRateFrom + s.pullRateTo) / 2 * s.seconds * perBatch - (s.sendRateFrom + s.sendRateTo) / 2 * s.seconds
         }
-        scenario.preloadMessages = load.preloadMessages ?? max(0, Int(needed.rounded(.up)))
+        // Headroom: partitions drain unevenly, and a dry partition turns pulls into long polls.
+        scenario.preloadMessages = load.preloadMessages ?? max(0, Int((needed * LoadDefaults.preloadHeadroom).rounded(.up)))
 
         var spawned: SpawnedHub?
         defer { spawned?.stop() }

@@ -8,7 +8,8 @@ struct Soak: ParsableCommand {
         abstract: "N PSPs × 4–6 streams over mutual TLS at a target pull rate, producers on the send path, every delivery checked.",
         discussion: """
         Phases: connect (TLS handshakes), preload (messages stored through the send path so that \
-        batches are full at --pull-rate), steady (--duration seconds at --pull-rate and --send-rate), \
+        batches are full at --pull-rate), warmup (--warmup-seconds, not measured), steady (--duration \
+        seconds at --pull-rate and --send-rate), \
         drain (pull until every sent message was delivered), close (DELETE every stream). \
         Exit status 1 when any delivery guarantee was violated (the offending ids are listed).
         """)
@@ -16,14 +17,19 @@ struct Soak: ParsableCommand {
     @OptionGroup var target: TargetOptions
     @OptionGroup var load: LoadOptions
 
+    @Option(help: "Seconds at the target rates before the measured phase (streams open, caches warm); not measured.")
+    var warmupSeconds = 5.0
+
     /// The soak's targets: 1,000,000 pull requests per minute with p99 < 50 ms.
     static let p99MsMax = 50.0
 
     func run() throws {
         let plan = Driver.Plan(
             kind: "soak",
-            segments: [Segment(name: "steady", seconds: load.duration, pullRateFrom: load.pullRate, pullRateTo: load.pullRate,
-                               sendRateFrom: load.sendRate, sendRateTo: load.sendRate)],
+            segments: [Segment(name: "warmup", seconds: warmupSeconds, pullRateFrom: load.pullRate, pullRateTo: load.pullRate,
+                               sendRateFrom: load.sendRate, sendRateTo: load.sendRate),
+                       Segment(name: "steady", seconds: load.duration, pullRateFrom: load.pullRate, pullRateTo: load.pullRate,
+                               sendRateFrom: load.sendRate, sendRateTo: load.sendRate)].filter { $0.seconds > 0 },
             analyze: { Soak.analyze($0, target: load.pullRate) })
         let code = try Driver.execute(plan, target: target, load: load)
         if code != 0 { throw ExitCode(code) }

@@ -16,6 +16,7 @@ struct ResponseHead {
     var boundary: [UInt8]?
     /// `PI-Slots` (used/limit): present on the hub's 429 for the 7th stream.
     var slots = false
+    var slotsUsed: Int?
     /// `Connection: close`: the server ends the connection after this response.
     var connectionClose = false
     var chunked = false
@@ -85,6 +86,7 @@ struct ResponseHead {
             connectionClose = value.count == 5 && ResponseHead.equalsLowercase(value, "close")
         case 8 where ResponseHead.equalsLowercase(name, "pi-slots"):
             slots = true
+            if let slash = value.firstIndex(of: 47) { slotsUsed = ResponseHead.digits(value, 0, slash) }
         case 17 where ResponseHead.equalsLowercase(name, "transfer-encoding"):
             chunked = true
         default:

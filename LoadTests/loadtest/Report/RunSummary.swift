@@ -81,6 +81,7 @@ struct RunSummary {
             "streams": [
                 "opened": ledger.streams, "closedWithDelete": run.streamsClosed, "abandoned": run.streamsAbandoned,
                 "slotRefusals429": slotRefusals, "slotRefusalsBelowLimit": unexpectedSlotRefusals,
+                "slotRefusalsBelowLimitSamples": run.psps.flatMap(\.refusalSamples).prefix(20).map { $0 },
             ],
             "connections": ["opened": c.connects, "fullHandshakes": c.fullHandshakes, "resumedHandshakes": c.resumedHandshakes,
                             "failures": c.failures],

@@ -26,12 +26,21 @@ final class PSPAgent {
 
     func abandoned(lastRequestMs: UInt64) { abandonedAtMs.append(lastRequestMs) }
 
+    /// Details of refusals below the limit (the first few), for the report.
+    private(set) var refusalSamples: [String] = []
+
     /// A `stream/start` got 429: expected only when our live streams plus the abandoned ones
     /// the hub may not have expired yet (idle time + its 1 s sweep + 1 s slack) fill the slots.
-    func refusedStart(nowMs: UInt64) {
+    func refusedStart(nowMs: UInt64, head: ResponseHead) {
         slotRefusals += 1
         abandonedAtMs.removeAll { $0 + idleMs + 2000 < nowMs }
         let live = streams.filter(\.holdsServerStream).count
-        if live + abandonedAtMs.count < slots { unexpectedSlotRefusals += 1 }
+        if live + abandonedAtMs.count < slots {
+            unexpectedSlotRefusals += 1
+            if refusalSamples.count < 5 {
+                refusalSamples.append("PSP \(ispb) at \(nowMs) ms: \(live) live + \(abandonedAtMs.count) recently abandoned streams; "
+                                      + "hub says \(head.slotsUsed.map(String.init) ?? "?")/\(slots) used, Retry-After \(head.retryAfterSeconds ?? -1)")
+            }
+        }
     }
 }

@@ -11,5 +11,5 @@ struct LoadTest: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks, each against its reference in the same run.",
-        subcommands: [BenchHTTP.self, BenchPull.self, BenchTLS.self])
+        subcommands: [BenchHTTP.self, BenchPull.self, BenchTLS.self, BenchGet.self])
 }

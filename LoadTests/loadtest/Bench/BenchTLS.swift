@@ -18,6 +18,7 @@ struct BenchTLS: ParsableCommand {
     @Option(help: "Concurrent connections for the new-connection-per-request rounds.") var handshakeConnections = 16
     @Option(help: "Rounds per side (alternating; the median is reported).") var rounds = 3
     @Option(help: "PSPs whose certificates the connections present (round-robin).") var psps = 10
+    @Option(help: "Highest TLS version the client offers: 1.3, or 1.2 (ICOM's ECDHE-RSA-AES128-GCM-SHA256).") var tlsVersion = "1.3"
     @Option(help: "Directory for the JSON summary.") var output: String?
     @Option(help: "The rtpstream executable (default: the one built next to loadtest).") var rtpstream: String?
     @Option(parsing: .unconditionalSingleValue, help: "One more `rtpstream serve` argument (repeatable).") var serverArg: [String] = []
@@ -25,8 +26,8 @@ struct BenchTLS: ParsableCommand {
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         let load = ProcessCPU.loadAverage()
-        say(String(format: "bench tls: load average %.2f; %d keep-alive connections, %d for handshakes, %.0f s rounds × %d",
-                   load, connections, handshakeConnections, duration, rounds))
+        say(String(format: "bench tls: load average %.2f; %d keep-alive connections, %d for handshakes, %.0f s rounds × %d, TLS %@",
+                   load, connections, handshakeConnections, duration, rounds, tlsVersion as NSString))
         let ispbs = Scenario.pspISPBs(psps)
         let arguments = ["--bench-fixed-response"] + serverArg
         let tlsHub = try SpawnedHub(ispbs: ispbs, tls: true, certsDir: nil, keep: false, executable: rtpstream, log: say)
@@ -35,7 +36,8 @@ struct BenchTLS: ParsableCommand {
         let plainHub = try SpawnedHub(ispbs: [], tls: false, certsDir: nil, keep: false, executable: rtpstream, log: say)
         defer { plainHub.stop() }
         try plainHub.startHub(tls: false, arguments: arguments)
-        let contexts = try ispbs.compactMap { try tlsHub.target.clientContext(ispb: $0) }
+        guard let version = TLSVersion(parsing: tlsVersion) else { throw ValidationError("--tls-version must be 1.2 or 1.3") }
+        let contexts = try ispbs.compactMap { try tlsHub.target.clientContext(ispb: $0, maxVersion: version) }
         let loop = try Loop()
         defer { loop.close() }
 
@@ -72,7 +74,7 @@ struct BenchTLS: ParsableCommand {
         let resumedShare = resumed.reduce(0.0) { $0 + Double($1.resumedHandshakes) } / max(1, resumed.reduce(0.0) { $0 + Double($1.resumedHandshakes + $1.fullHandshakes) })
         try writeSummary([
             "benchmark": "tls", "connections": connections, "handshakeConnections": handshakeConnections, "durationSeconds": duration,
-            "rounds": rounds, "loadAverageAtStart": load, "loadAverageAtEnd": ProcessCPU.loadAverage(),
+            "rounds": rounds, "tlsVersion": version.description, "loadAverageAtStart": load, "loadAverageAtEnd": ProcessCPU.loadAverage(),
             "plaintextRps": plain.map(\.rate), "mutualTLSRps": mtls.map(\.rate), "ratio": t / max(1, p),
             "fullHandshakesPerSecond": full.map(\.rate), "resumedHandshakesPerSecond": resumed.map(\.rate),
             "resumedShareOfResumeRounds": resumedShare, "plaintextConnectsPerSecond": connects.map(\.rate),

@@ -15,13 +15,13 @@ struct Target {
     var hostHeader: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// A client context presenting the certificate of `ispb` (nil for plaintext).
-    func clientContext(ispb: String) throws -> TLSContext? {
+    func clientContext(ispb: String, maxVersion: TLSVersion = TLSDefaults.maxVersion) throws -> TLSContext? {
         guard tls else { return nil }
         guard let dir = certsDir else { throw LoadTestError("mutual TLS needs --certs DIR") }
         do {
             return try TLSContext.client(TLSClientConfig(
                 certPath: "\(dir)/client-\(ispb).pem", keyPath: "\(dir)/client-\(ispb)-key.pem",
-                caPath: "\(dir)/ca.pem", serverName: host))
+                caPath: "\(dir)/ca.pem", serverName: host, maxVersion: maxVersion))
         } catch {
             throw LoadTestError("client certificate of \(ispb): \(error)")
         }

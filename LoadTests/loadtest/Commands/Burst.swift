@@ -11,7 +11,7 @@ struct Burst: ParsableCommand {
         discussion: """
         Segments: warm (1×, --warm-seconds), ramp (1× → 2×, --ramp-seconds), peak (2×, --duration), \
         recover (1×, --recover-seconds), then drain and close like the soak. With --spawn the hub gets \
-        --rate-limit-per-second (per ISPB) set to --limit-factor × the per-PSP share of --pull-rate, \
+        --rate-limit-per-second (per ISPB) set to --limit-factor × the busiest PSP's share of --pull-rate, \
         so that the ramp crosses it. A pointer answered with anything but 200/204/429 is a pointer gap \
         (a violation: exit status 1).
         """)
@@ -24,13 +24,15 @@ struct Burst: ParsableCommand {
     @Option(help: "Seconds back at 1× after the peak.") var recoverSeconds = 10.0
     @Option(help: "The hub's per-ISPB pull rate limit (requests/s); with --spawn it is set on the hub. Default with --spawn: --limit-factor × pull rate / PSPs; with --url: unknown.")
     var rateLimitPerSecond: Int?
-    @Option(help: "With --spawn and no --rate-limit-per-second: the limit as a multiple of the per-PSP share of --pull-rate.")
-    var limitFactor = 1.25
+    @Option(help: "With --spawn and no --rate-limit-per-second: the limit as a multiple of the busiest PSP's share of --pull-rate (a PSP with --streams-max streams); 1.5 puts the crossing mid-ramp.")
+    var limitFactor = 1.5
 
     func run() throws {
         let base = load.pullRate
         guard base > 0 else { throw ValidationError("burst needs a --pull-rate") }
-        let limit = rateLimitPerSecond ?? (target.spawn ? Int((base / Double(load.psps) * limitFactor).rounded(.up)) : 0)
+        // The busiest PSP has --streams-max of the streams; streams get tickets in turn.
+        let busiestShare = Double(load.streamsMax) / (Double(load.streamsMin + load.streamsMax) / 2 * Double(load.psps))
+        let limit = rateLimitPerSecond ?? (target.spawn ? Int((base * busiestShare * limitFactor).rounded(.up)) : 0)
         let send = load.sendRate
         let segments = [
             Segment(name: "warm", seconds: warmSeconds, pullRateFrom: base, pullRateTo: base, sendRateFrom: send, sendRateTo: send),
@@ -51,28 +53,33 @@ struct Burst: ParsableCommand {
         let run = s.run
         var results: [String: Any] = ["basePullRate": base, "peakPullRate": 2 * base, "rateLimitPerISPB": limitPerISPB]
         var headline: [(String, String)] = []
-        // When the offered rate crossed the aggregate limit (linear ramp from base to 2 × base).
-        let aggregate = Double(limitPerISPB * run.psps.count)
+        if limitPerISPB > 0 { headline.append(("rate limit per ISPB", "\(limitPerISPB)/s")) }
+        // When the busiest PSP's offered rate crossed its limit: streams share the pulls evenly,
+        // so a PSP's share is its streams over all streams (linear ramp from base to 2 × base).
+        let busiest = Double(run.psps.map(\.streams.count).max() ?? 0) / Double(max(1, run.streamCount))
+        let crossingRate = busiest > 0 ? Double(limitPerISPB) / busiest : 0
         var crossingMs: UInt64?
         if limitPerISPB > 0, let rampStart = run.phaseStartMs("ramp"), let warmStart = run.phaseStartMs("warm") {
-            if aggregate <= base {
+            if crossingRate <= base {
                 crossingMs = warmStart
-            } else if aggregate <= 2 * base {
-                crossingMs = rampStart + UInt64((aggregate - base) / base * rampSeconds * 1000)
+            } else if crossingRate <= 2 * base {
+                crossingMs = rampStart + UInt64((crossingRate - base) / base * rampSeconds * 1000)
             }
         }
+        results["offeredRateAtCrossing"] = crossingRate
+        results["busiestPSPShare"] = busiest
         if let c = crossingMs { results["limitCrossedAtSecond"] = Double(c - run.recorder.startMs) / 1000 }
         if let first = run.firstRateLimitedMs {
             results["first429AtSecond"] = Double(first - run.recorder.startMs) / 1000
             if let c = crossingMs {
                 results["backPressureEngagedAfterMs"] = Int64(first) - Int64(c)
-                headline.append(("429 engaged", String(format: "%.2f s after the offered rate crossed %.0f/s (%d per ISPB)",
-                                                      (Double(first) - Double(c)) / 1000, aggregate, limitPerISPB)))
+                headline.append(("429 engaged", String(format: "%.2f s after the busiest PSP's offered rate crossed %d/s (total %.0f/s)",
+                                                      (Double(first) - Double(c)) / 1000, limitPerISPB, crossingRate)))
             } else {
                 headline.append(("429 engaged", String(format: "at %.1f s", Double(first - run.recorder.startMs) / 1000)))
             }
         } else {
-            headline.append(("429 engaged", aggregate > 2 * base || limitPerISPB == 0 ? "never (limit not crossed)" : "NO 429 although the limit was crossed"))
+            headline.append(("429 engaged", crossingMs == nil ? "never (limit not crossed)" : "NO 429 although the limit was crossed"))
         }
         var byPhase: [String: Any] = [:]
         var admitted = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: RouteStats.latencyUsMax, numberOfSignificantValueDigits: .three)

@@ -94,7 +94,9 @@ enum Driver {
         say("\(scenario.ispbs.count) PSPs, \(run.streamCount) streams, \(run.producerCount) producers; preload \(scenario.preloadMessages) messages; "
             + "cap \(Int(scenario.capSeconds)) s")
         run.execute()
-        let report = run.ledger.finish(nowMs: loop.nowMs)
+        let completed = run.stopReason == "completed"
+        let report = run.ledger.finish(nowMs: loop.nowMs, complete: completed)
+        if !completed { say("the run did not complete (\(run.stopReason)): undelivered messages are not counted as lost") }
         var summary = RunSummary(kind: plan.kind, command: command, run: run, ledger: report)
         let analysis = plan.analyze(summary)
         summary.results = analysis.results

@@ -326,8 +326,9 @@ final class Ledger {
         var violationTotal: Int { violationCounts.values.reduce(0, +) }
     }
 
-    /// Resolves the suspects and checks every sent message; call once at the end.
-    func finish(nowMs: UInt64) -> Report {
+    /// Resolves the suspects and checks every sent message; call once at the end. `complete`:
+    /// the run ended normally (otherwise undelivered messages are not counted as lost).
+    func finish(nowMs: UInt64, complete: Bool = true) -> Report {
         for s in suspects {
             let h = streams[Int(s.holder) - 1]
             if h.gone {
@@ -348,7 +349,7 @@ final class Ledger {
                 continue
             }
             if e.deliveries == 0 {
-                guard config.lostAreViolations else { continue }
+                guard config.lostAreViolations && complete else { continue }
                 record(.lost, id: id, stream: 0, other: 0, atMs: nowMs, detail: "sent (201), never delivered")
             } else if !e.flags.contains(.acked) {
                 unacked += 1

@@ -109,10 +109,11 @@ enum Driver {
             environment["hubDataBytes"] = hub.dataBytes()
             if run.stopReason != "completed" && run.stopReason != "interrupted" {
                 say("rtpstream log tail:\n\(hub.hubLogTail())")
-                if let dir = load.output {
-                    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                    try? hub.hubLogTail(bytes: 200_000).write(toFile: "\(dir)/rtpstream.log", atomically: true, encoding: .utf8)
-                }
+            }
+            if let dir = load.output {
+                // The hub's warnings (Redis timeouts, fallbacks) explain much of what the report shows.
+                try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                try? hub.hubLogTail(bytes: 1_000_000).write(toFile: "\(dir)/rtpstream.log", atomically: true, encoding: .utf8)
             }
         }
         summary.environment = environment

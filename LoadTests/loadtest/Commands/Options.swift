@@ -54,7 +54,7 @@ struct LoadOptions: ParsableArguments {
     @Option(help: "Messages per second sent during the measured phase (POSTs of 10).")
     var sendRate = LoadDefaults.sendRatePerSecond
 
-    @Option(help: "Messages stored through the send path before pulling starts; default: 1.25 × what full batches at --pull-rate consume over the run, minus what --send-rate supplies.")
+    @Option(help: "Messages stored through the send path before pulling starts; default: 1.3 × what full batches at --pull-rate consume over the run, minus what --send-rate supplies.")
     var preloadMessages: Int?
 
     @Option(help: "A stream ends after a random number of batches, at least this many.")

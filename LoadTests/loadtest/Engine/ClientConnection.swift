@@ -324,6 +324,12 @@ final class ClientConnection {
     }
 
     private func dropSocket() {
+        if resume && !sessionCaptured, let engine, engine.handshakeComplete {
+            // Closed before any response (an idle connection the server timed out): the
+            // session ticket, if one came, was read by then.
+            sessionCaptured = true
+            session = engine.resumableSession
+        }
         if let socket {
             socket.onData = nil
             socket.onReadEnd = nil

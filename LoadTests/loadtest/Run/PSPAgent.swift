@@ -1,3 +1,4 @@
+import Foundation
 import TLS
 
 /// One PSP: its certificate, its pull streams and its producers.
@@ -31,14 +32,14 @@ final class PSPAgent {
 
     /// A `stream/start` got 429: expected only when our live streams plus the abandoned ones
     /// the hub may not have expired yet (idle time + its 1 s sweep + 1 s slack) fill the slots.
-    func refusedStart(nowMs: UInt64, head: ResponseHead) {
+    func refusedStart(nowMs: UInt64, runStartMs: UInt64, head: ResponseHead) {
         slotRefusals += 1
         abandonedAtMs.removeAll { $0 + idleMs + 2000 < nowMs }
         let live = streams.filter(\.holdsServerStream).count
         if live + abandonedAtMs.count < slots {
             unexpectedSlotRefusals += 1
             if refusalSamples.count < 5 {
-                refusalSamples.append("PSP \(ispb) at \(nowMs) ms: \(live) live + \(abandonedAtMs.count) recently abandoned streams; "
+                refusalSamples.append("PSP \(ispb) at \(String(format: "%.1f", Double(nowMs - runStartMs) / 1000)) s: \(live) live + \(abandonedAtMs.count) recently abandoned streams; "
                                       + "hub says \(head.slotsUsed.map(String.init) ?? "?")/\(slots) used, Retry-After \(head.retryAfterSeconds ?? -1)")
             }
         }

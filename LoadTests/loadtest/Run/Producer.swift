@@ -1,5 +1,6 @@
 /// Sends pacs.008 messages as one PSP through the send path: `multipart/mixed` POSTs of up to
-/// `messagesPerPost` messages, each to a random other PSP. Every id answered 201 goes to the
+/// `messagesPerPost` messages, each to a random other PSP (weighted by its stream count, so
+/// that every partition drains at the same pace). Every id answered 201 goes to the
 /// ledger. A refused or failed POST is sent again unchanged (idempotent: same message ids).
 final class Producer: PacedClient {
     private struct Post {
@@ -49,8 +50,7 @@ final class Producer: PacedClient {
         messages.reserveCapacity(count)
         recipients.reserveCapacity(count)
         for _ in 0..<count {
-            var r = run.rng.int(0...(run.psps.count - 2))
-            if r >= psp.index { r += 1 }
+            let r = run.randomRecipient(excluding: psp.index)
             recipients.append(r)
             messages.append(run.generator.make(sender: psp.ispb, recipient: run.psps[r].ispb,
                                                sequence: run.nextSequence(), createdAtMillis: run.wallClockMs))

@@ -162,7 +162,7 @@ final class PullStream: PacedClient {
             proceed()
         case 429:
             run.tooMany(r.head)
-            if r.head.slots { psp.refusedStart(nowMs: run.loop.nowMs, head: r.head) }
+            if r.head.slots { psp.refusedStart(nowMs: run.loop.nowMs, runStartMs: run.recorder.startMs, head: r.head) }
             after(seconds: r.head.retryAfterSeconds ?? 1)
         default:
             run.unexpectedStatus(.start, r.head.status)

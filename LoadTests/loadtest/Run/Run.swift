@@ -127,6 +127,15 @@ final class Run {
     func startPath(_ psp: PSPAgent) -> [UInt8] { startPaths[psp.index] }
     func sendPath(_ psp: PSPAgent) -> [UInt8] { sendPaths[psp.index] }
 
+    /// A recipient PSP other than `sender`, chosen with probability proportional to its number
+    /// of streams (PSPs with more streams pull faster).
+    func randomRecipient(excluding sender: Int) -> Int {
+        while true {
+            let psp = allStreams[rng.int(0...(allStreams.count - 1))].psp.index
+            if psp != sender { return psp }
+        }
+    }
+
     func nextSequence() -> UInt64 {
         sequence += 1
         return sequence

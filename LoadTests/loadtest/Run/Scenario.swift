@@ -24,7 +24,7 @@ enum LoadDefaults {
     static let connectConcurrency = 64
     static let drainSecondsMax = 180
     /// The default preload is what the segments consume with full batches times this.
-    static let preloadHeadroom = 1.25
+    static let preloadHeadroom = 1.3
     static let preloadSecondsMax = 3_600
     static let closingSecondsMax = 30
     static let hubISPB = "99999010"

@@ -191,12 +191,20 @@ final class Run {
         beginClosing()
     }
 
+    /// Opens the producers' connections, preloads, then opens the streams' connections (an
+    /// idle connection would be closed by the hub's idle timeout during a long preload).
     private func connectAll() {
-        let connections = allStreams.map(\.connection) + allProducers.map(\.connection)
+        connect(allProducers.map(\.connection), what: "producer") { [unowned self] in beginPreload() }
+    }
+
+    /// Opens `connections` (TLS handshakes `connectConcurrency` at a time), then `then`.
+    private func connect(_ connections: [ClientConnection], what: String, then: @escaping () -> Void) {
+        guard !connections.isEmpty else { return then() }
         var next = 0
         var done = 0
         var failures = 0
         let t0 = Loop.hrtimeNs
+        let handshakes0 = counters.fullHandshakes + counters.resumedHandshakes
         func launch() {
             guard next < connections.count else { return }
             let c = connections[next]
@@ -208,13 +216,15 @@ final class Run {
                     if failures <= 3 { log("connect failed: \(failure)") }
                 }
                 if done == connections.count {
-                    log(String(format: "%d connections open in %.1f s (%d failed; %llu full TLS handshakes)", connections.count - failures,
-                               Double(Loop.hrtimeNs - t0) / 1e9, failures, counters.fullHandshakes))
+                    log(String(format: "%d %@ connections open in %.1f s (%d failed; %llu TLS handshakes)", connections.count - failures,
+                               what as NSString, Double(Loop.hrtimeNs - t0) / 1e9, failures,
+                               counters.fullHandshakes + counters.resumedHandshakes - handshakes0))
+                    guard phase == .connecting else { return }
                     if failures == connections.count {
                         stopReason = "no connection could be opened"
                         return finish()
                     }
-                    beginPreload()
+                    then()
                 } else {
                     launch()
                 }
@@ -225,7 +235,7 @@ final class Run {
 
     private func beginPreload() {
         guard phase == .connecting else { return }
-        guard scenario.preloadMessages > 0 else { return beginSegment(0) }
+        guard scenario.preloadMessages > 0 else { return connectStreams() }
         phase = .preload
         phaseStartMs = loop.nowMs
         preloadStartMs = loop.nowMs
@@ -241,7 +251,12 @@ final class Run {
         preloadSeconds = Double(loop.nowMs - preloadStartMs) / 1000
         log(String(format: "preload: %d messages stored in %.1f s (%.0f messages/s)", preloadStored, preloadSeconds,
                    Double(preloadStored) / max(0.001, preloadSeconds)))
-        beginSegment(0)
+        connectStreams()
+    }
+
+    private func connectStreams() {
+        phase = .connecting
+        connect(allStreams.map(\.connection), what: "stream") { [unowned self] in beginSegment(0) }
     }
 
     private func beginSegment(_ i: Int) {

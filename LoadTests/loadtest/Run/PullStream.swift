@@ -1,3 +1,5 @@
+import Foundation
+
 /// One pull stream of a PSP on its own keep-alive connection, as an ICOM client runs it:
 /// `stream/start`, then follow each `PI-Pull-Next` (which acknowledges the batch received
 /// with it), now and then retry the previous pointer (a lost response), and after a random
@@ -25,6 +27,9 @@ final class PullStream: PacedClient {
     private var parts: [PartInfo] = []
     private(set) var stopped = true
     private var waiting = false
+    /// When the stream last got a 200/204, and the 429s since (for pointer-gap reports).
+    private var lastAnsweredMs: UInt64 = 0
+    private var refusedSinceAnswer = 0
 
     init(run: Run, psp: PSPAgent, connection: ClientConnection) {
         self.run = run
@@ -141,6 +146,12 @@ final class PullStream: PacedClient {
         case .none: preconditionFailure()
         }
         run.recorder.record(route, status: status, latencyNs: response.latencyNs)
+        if status == 200 || status == 204 {
+            lastAnsweredMs = run.loop.nowMs
+            refusedSinceAnswer = 0
+        } else if status == 429 {
+            refusedSinceAnswer += 1
+        }
         switch kind {
         case .start: startAnswered(response)
         case .next: nextAnswered(response)
@@ -193,7 +204,7 @@ final class PullStream: PacedClient {
             after(seconds: r.head.retryAfterSeconds ?? 1)
         case 404, 410:
             run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,
-                              detail: "GET of the current pointer answered \(r.head.status)")
+                              detail: "GET of the current pointer answered \(r.head.status) \(sinceAnswer())")
             run.ledger.gone(stream: ledgerID, held: held)
             lost()
         default:
@@ -219,7 +230,7 @@ final class PullStream: PacedClient {
             proceed()
         case 404, 410:
             run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,
-                              detail: "retry of the previous pointer answered \(r.head.status)")
+                              detail: "retry of the previous pointer answered \(r.head.status) \(sinceAnswer())")
             run.ledger.gone(stream: ledgerID, held: held)
             lost()
         default:
@@ -239,7 +250,7 @@ final class PullStream: PacedClient {
             ended()
         case 404, 410:
             run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,
-                              detail: "DELETE of the current pointer answered \(r.head.status)")
+                              detail: "DELETE of the current pointer answered \(r.head.status) \(sinceAnswer())")
             run.ledger.gone(stream: ledgerID, held: held)
             ended()
         default:
@@ -273,6 +284,11 @@ final class PullStream: PacedClient {
         run.ledger.delivered(stream: ledgerID, parts: parts, retry: retry, nowMs: run.loop.nowMs)
         if !retry { run.batchReceived(r.body, parts: parts.count) }
         return true
+    }
+
+    /// "x.y s after the stream's last 200/204, n 429s since".
+    private func sinceAnswer() -> String {
+        String(format: "%.1f s after the stream's last 200/204, %d 429s since", Double(run.loop.nowMs - lastAnsweredMs) / 1000, refusedSinceAnswer)
     }
 
     private func malformed(_ detail: String) {

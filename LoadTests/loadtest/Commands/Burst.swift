@@ -81,6 +81,25 @@ struct Burst: ParsableCommand {
         } else {
             headline.append(("429 engaged", crossingMs == nil ? "never (limit not crossed)" : "NO 429 although the limit was crossed"))
         }
+        // Sustained back-pressure: the first second in which ≥ 5% of the pull requests got 429.
+        let pullRoutes: [Route] = [.start, .next, .nextEmpty, .retry]
+        let sustained = run.recorder.samples.first { s in
+            guard ["warm", "ramp", "peak"].contains(s.phase) else { return false }
+            let n = pullRoutes.reduce(UInt64(0)) { $0 + (s.routes[$1]?.count ?? 0) }
+            let refused = pullRoutes.reduce(UInt64(0)) { $0 + (s.routes[$1]?.tooMany ?? 0) }
+            return n > 0 && Double(refused) >= 0.05 * Double(n)
+        }
+        if let sustained {
+            let at = Double(sustained.second)
+            results["first5PercentRefusedSecond"] = at
+            if let c = crossingMs {
+                let crossing = Double(c - run.recorder.startMs) / 1000
+                results["fivePercentRefusedAfterCrossingSeconds"] = at - crossing
+                headline.append(("≥ 5% 429 in a second", String(format: "%+.0f s from the crossing (second %.0f)", at - crossing, at)))
+            }
+        } else {
+            headline.append(("≥ 5% 429 in a second", "never"))
+        }
         var byPhase: [String: Any] = [:]
         var admitted = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: RouteStats.latencyUsMax, numberOfSignificantValueDigits: .three)
         for name in ["warm", "ramp", "peak", "recover"] {

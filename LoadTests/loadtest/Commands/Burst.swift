@@ -24,8 +24,8 @@ struct Burst: ParsableCommand {
     @Option(help: "Seconds back at 1× after the peak.") var recoverSeconds = 10.0
     @Option(help: "The hub's per-ISPB pull rate limit (requests/s); with --spawn it is set on the hub. Default with --spawn: --limit-factor × pull rate / PSPs; with --url: unknown.")
     var rateLimitPerSecond: Int?
-    @Option(help: "With --spawn and no --rate-limit-per-second: the limit as a multiple of the busiest PSP's share of --pull-rate (a PSP with --streams-max streams); 1.5 puts the crossing mid-ramp.")
-    var limitFactor = 1.5
+    @Option(help: "With --spawn and no --rate-limit-per-second: the limit as a multiple of the busiest PSP's share of --pull-rate (a PSP with --streams-max streams); 1.75 puts the crossing three quarters into the ramp.")
+    var limitFactor = 1.75
 
     func run() throws {
         let base = load.pullRate

@@ -35,9 +35,9 @@ struct Soak: ParsableCommand {
         if code != 0 { throw ExitCode(code) }
     }
 
-    static func analyze(_ s: RunSummary, target: Double) -> (results: [String: Any], headline: [(String, String)], passed: Bool) {
+    static func analyze(_ s: RunSummary, target: Double) -> (results: [String: Any], headline: [(String, String)]) {
         guard let steady = s.run.recorder.phase("steady") else {
-            return (["error": "no steady phase (\(s.run.stopReason))"], [("result", "FAIL: no steady phase (\(s.run.stopReason))")], false)
+            return (["error": "no steady phase (\(s.run.stopReason))"], [("result", "FAIL: no steady phase (\(s.run.stopReason))")])
         }
         let rate = RunSummary.pullRate(steady)
         let seconds = RunSummary.pullSeconds(s.run.recorder.samples, phase: "steady")
@@ -84,6 +84,6 @@ struct Soak: ParsableCommand {
             ("violations", violations == 0 ? "PASS: 0" : "FAIL: \(violations)"),
         ]
         if !rateMet { headline.append(("rate", "NOT MET")) }
-        return (results, headline, passed)
+        return (results, headline)
     }
 }

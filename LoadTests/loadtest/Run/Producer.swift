@@ -71,7 +71,6 @@ final class Producer: PacedClient {
                 answered(r)
             case .failure(let f):
                 run.recorder.failure(.send, f.label)
-                run.connectionFailed(f)
                 run.delays.after(ms: 100) { [self] in send() }
             }
         }

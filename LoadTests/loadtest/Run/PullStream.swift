@@ -307,7 +307,6 @@ final class PullStream: PacedClient {
         case .none: .next
         }
         run.recorder.failure(route, failure.label)
-        run.connectionFailed(failure)
         // Lost answer: the same request again on a new connection (a pointer retry for the hub).
         switch kind {
         case .start:

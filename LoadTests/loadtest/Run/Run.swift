@@ -40,7 +40,6 @@ final class Run {
     private(set) var preloadSeconds = 0.0
     /// POSTs built and not yet answered for good (in flight or waiting to be sent again).
     var postsOutstanding = 0
-    private var stoppedStreams = 0
     private var allStreams: [PullStream] = []
     private var allProducers: [Producer] = []
     private var sendRateNow = 0.0
@@ -313,7 +312,6 @@ final class Run {
     }
 
     func streamStopped(_ s: PullStream) {
-        stoppedStreams += 1
         maybeFinishClosing()
     }
 
@@ -374,8 +372,6 @@ final class Run {
     func unexpectedStatus(_ route: Route, _ status: Int) {
         unexpectedStatuses["\(route.rawValue) \(status)", default: 0] += 1
     }
-
-    func connectionFailed(_ failure: ConnectionFailure) {}
 
     func batchReceived(_ body: UnsafeRawBufferPointer, parts: Int) {
         batchBodyBytes += body.count

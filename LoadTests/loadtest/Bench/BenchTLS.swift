@@ -1,0 +1,88 @@
+import ArgumentParser
+import EventLoop
+import Foundation
+import Glibc
+import TLS
+
+/// `loadtest bench tls`: keep-alive requests/s with mutual TLS against plaintext on the same
+/// route (`GET /bench/fixed`, 8 KiB), two hubs running side by side and measured in
+/// alternating rounds; then connections/s with a new connection per request: full mutual-TLS
+/// handshakes, resumed handshakes, and plaintext connects for reference.
+struct BenchTLS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tls",
+        abstract: "Mutual TLS vs plaintext keep-alive requests/s (target ≥ 0.8), and full handshakes/s.")
+
+    @Option(help: "Seconds per measurement round.") var duration = 10.0
+    @Option(help: "Concurrent keep-alive connections.") var connections = 50
+    @Option(help: "Concurrent connections for the new-connection-per-request rounds.") var handshakeConnections = 16
+    @Option(help: "Rounds per side (alternating; the median is reported).") var rounds = 3
+    @Option(help: "PSPs whose certificates the connections present (round-robin).") var psps = 10
+    @Option(help: "Highest TLS version the client offers: 1.3, or 1.2 (ICOM's ECDHE-RSA-AES128-GCM-SHA256).") var tlsVersion = "1.3"
+    @Option(help: "Directory for the JSON summary.") var output: String?
+    @Option(help: "The rtpstream executable (default: the one built next to loadtest).") var rtpstream: String?
+    @Option(parsing: .unconditionalSingleValue, help: "One more `rtpstream serve` argument (repeatable).") var serverArg: [String] = []
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let load = ProcessCPU.loadAverage()
+        say(String(format: "bench tls: load average %.2f; %d keep-alive connections, %d for handshakes, %.0f s rounds × %d, TLS %@",
+                   load, connections, handshakeConnections, duration, rounds, tlsVersion as NSString))
+        let ispbs = Scenario.pspISPBs(psps)
+        let arguments = ["--bench-fixed-response"] + serverArg
+        let tlsHub = try SpawnedHub(ispbs: ispbs, tls: true, certsDir: nil, keep: false, executable: rtpstream, log: say)
+        defer { tlsHub.stop() }
+        try tlsHub.startHub(tls: true, arguments: arguments)
+        let plainHub = try SpawnedHub(ispbs: [], tls: false, certsDir: nil, keep: false, executable: rtpstream, log: say)
+        defer { plainHub.stop() }
+        try plainHub.startHub(tls: false, arguments: arguments)
+        guard let version = TLSVersion(parsing: tlsVersion) else { throw ValidationError("--tls-version must be 1.2 or 1.3") }
+        let contexts = try ispbs.compactMap { try tlsHub.target.clientContext(ispb: $0, maxVersion: version) }
+        let loop = try Loop()
+        defer { loop.close() }
+
+        func measure(_ label: String, _ hub: SpawnedHub, tls: Bool, connections: Int, reconnect: Bool = false, resume: Bool = false) -> GetBench.Result {
+            let r = GetBench.run(loop: loop, host: "127.0.0.1", port: hub.apiPort, contexts: tls ? contexts : [], path: "/bench/fixed",
+                                 connections: connections, seconds: duration, reconnect: reconnect, resume: resume,
+                                 processes: [("rtpstream", hub.hubPID)])
+            let failures = r.failures.isEmpty ? "" : " failures \(r.failures)"
+            say(String(format: "%@ %8.0f /s  p50 %.2f ms  p99 %.2f ms  hub cpu %.0f%%  loadtest cpu %.0f%%%@", label as NSString, r.rate,
+                       r.ms(50), r.ms(99), r.cpuPercent["rtpstream"] ?? 0, r.cpuPercent["loadtest"] ?? 0, failures))
+            return r
+        }
+
+        var plain: [GetBench.Result] = []
+        var mtls: [GetBench.Result] = []
+        for round in 1...rounds {
+            plain.append(measure("round \(round) plaintext keep-alive       ", plainHub, tls: false, connections: connections))
+            mtls.append(measure("round \(round) mutual TLS keep-alive      ", tlsHub, tls: true, connections: connections))
+        }
+        var full: [GetBench.Result] = []
+        var resumed: [GetBench.Result] = []
+        var connects: [GetBench.Result] = []
+        for round in 1...rounds {
+            full.append(measure("round \(round) full mTLS handshake + GET  ", tlsHub, tls: true, connections: handshakeConnections, reconnect: true))
+            resumed.append(measure("round \(round) resumed handshake + GET    ", tlsHub, tls: true, connections: handshakeConnections,
+                                   reconnect: true, resume: true))
+            connects.append(measure("round \(round) plaintext connect + GET    ", plainHub, tls: false, connections: handshakeConnections,
+                                    reconnect: true))
+        }
+        let p = median(plain.map(\.rate)), t = median(mtls.map(\.rate))
+        let f = median(full.map(\.rate)), r = median(resumed.map(\.rate)), c = median(connects.map(\.rate))
+        // Rounds alternate, so each round's pair shares the machine's background load.
+        let paired = median(zip(mtls, plain).map { $0.rate / max(1, $1.rate) })
+        say(String(format: "keep-alive: plaintext %.0f req/s, mutual TLS %.0f req/s, ratio %.2f (of medians; median of paired rounds %.2f; target ≥ 0.8)",
+                   p, t, t / max(1, p), paired))
+        say(String(format: "new connection per request: full mTLS handshakes %.0f/s, resumed %.0f/s, plaintext %.0f/s", f, r, c))
+        let resumedShare = resumed.reduce(0.0) { $0 + Double($1.resumedHandshakes) } / max(1, resumed.reduce(0.0) { $0 + Double($1.resumedHandshakes + $1.fullHandshakes) })
+        try writeSummary([
+            "benchmark": "tls", "connections": connections, "handshakeConnections": handshakeConnections, "durationSeconds": duration,
+            "rounds": rounds, "tlsVersion": version.description, "loadAverageAtStart": load, "loadAverageAtEnd": ProcessCPU.loadAverage(),
+            "plaintextRps": plain.map(\.rate), "mutualTLSRps": mtls.map(\.rate), "ratio": t / max(1, p), "pairedRatio": paired,
+            "fullHandshakesPerSecond": full.map(\.rate), "resumedHandshakesPerSecond": resumed.map(\.rate),
+            "resumedShareOfResumeRounds": resumedShare, "plaintextConnectsPerSecond": connects.map(\.rate),
+            "details": ["plaintext": plain.map(\.json), "mutualTLS": mtls.map(\.json), "full": full.map(\.json),
+                        "resumed": resumed.map(\.json), "plaintextConnects": connects.map(\.json)],
+        ], to: output, name: "bench-tls.json")
+    }
+}

@@ -195,7 +195,7 @@ final class PullService {
     func next(_ ctx: RequestContext) {
         guard let ispb = services.authorize(ctx), let shape = shape(ctx) else { return }
         guard let token = pointer(ctx, ispb: ispb) else { return }
-        withRateCheck(ctx, ispb: ispb) { [self] in
+        withRateCheck(ctx, ispb: ispb, pointer: token) { [self] in
             withStream(ctx, ispb: ispb, token: token) { [self] s, resolution in
                 switch resolution {
                 case .previous:
@@ -276,7 +276,11 @@ final class PullService {
     }
 
     /// Request-rate window per ISPB (off unless configured; then one Redis round trip).
-    private func withRateCheck(_ ctx: RequestContext, ispb: String, _ body: @escaping () -> Void) {
+    /// A refused request that follows a pointer of a live stream still slides its lease: the
+    /// client is obeying `Retry-After`, not abandoning the stream, and a run of 429s longer
+    /// than the idle time must not expire it (its batch would go to another stream).
+    private func withRateCheck(_ ctx: RequestContext, ispb: String, pointer: PullToken? = nil,
+                               _ body: @escaping () -> Void) {
         guard services.config.rateLimitPerSecond > 0 else { return body() }
         let box = LoopBound(ctx)
         services.coordination.checkRate(ispb: ispb) { [self] decision in
@@ -284,10 +288,24 @@ final class PullService {
             guard !ctx.isCancelled else { return }
             if case .limited = decision {
                 metrics.refused(.rate)
+                if let pointer { keepAlive(ispb: ispb, pointer: pointer) }
                 return ctx.respond(problem: Problem(.rateLimited, detail: "request rate of \(ispb) is over its limit"),
                                    headers: [HTTPHeader("Retry-After", String(decision.retryAfterSeconds ?? 1))])
             }
             body()
+        }
+    }
+
+    /// Slides the lease of the stream a refused pointer belongs to, when it is live here and
+    /// the pointer is its current or previous one (a stale or forged pointer proves nothing).
+    private func keepAlive(ispb: String, pointer: PullToken) {
+        guard let s = partitions[ispb], let st = s.consumers.stream(pointer.stream) else { return }
+        switch s.consumers.resolve(id: pointer.stream, sequence: pointer.sequence) {
+        case .current, .previous:
+            s.consumers.touch(id: st.id, nowMs: services.loop.nowMs)
+            touchRedis(s, st)
+        default:
+            return
         }
     }
 

@@ -100,4 +100,66 @@ final class PullSlotsTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(m["rtpstream_pull_messages_redelivered_total"] ?? 0, 1)
         XCTAssertEqual(try live.delete(XCTUnwrap(batch.next)).status, 200)
     }
+
+    /// A stream whose requests are refused by the per-ISPB rate limit is alive, not abandoned:
+    /// every refused request slides its lease like an answered one. Stream B of the same ISPB
+    /// keeps the window full (it retries its previous pointer until refused); right after, A
+    /// retries its previous pointer and is refused. Once A has been refused for 1.5 × the idle
+    /// time without a single admission, its current pointer must still work (before the fix it
+    /// answered 410 and A's batch went to another stream).
+    func testRateLimitedRequestsKeepTheStreamAlive() throws {
+        let idleMs = 2000.0
+        let hub = try HubHarness(arguments: ["--long-poll-seconds", "1", "--stream-idle-seconds", "2",
+                                             "--rate-limit-per-second", "2"])
+        let outbox = Outbox()
+        try outbox.send(5, from: hub.client(Pull.a), to: Pull.b)    // 2 for A, 2 for B, 1 left
+        let a = try hub.client(Pull.b), b = try hub.client(Pull.b)
+
+        /// A pull that waits out the rate limit (these requests are not what the test is about).
+        func admitted(_ client: HubClient, _ path: String) throws -> Batch {
+            for _ in 0..<50 {
+                let r = try client.pull(path, accept: Pull.xml)
+                if r.status != 429 { return r }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            throw XCTSkip("never admitted")
+        }
+        let a1 = try admitted(a, Pull.startPath(Pull.b))
+        let a2 = try admitted(a, XCTUnwrap(a1.next))          // a1.next is now A's previous pointer
+        XCTAssertEqual(a2.status, 200)
+        let b1 = try admitted(b, Pull.startPath(Pull.b))
+        let b2 = try admitted(b, XCTUnwrap(b1.next))
+        XCTAssertEqual(b2.status, 200)
+
+        let t0 = Pull.nowMs()
+        var lastAdmittedA = t0, refusals = 0
+        while Pull.nowMs() - lastAdmittedA < idleMs * 1.5 {
+            XCTAssertLessThan(Pull.nowMs() - t0, 20_000, "A was admitted too often to test anything")
+            if Pull.nowMs() - t0 > 20_000 { return }
+            // B fills the window: the same batch again (no change) until refused...
+            var rb = try b.pull(XCTUnwrap(b1.next), accept: Pull.xml)
+            while rb.status == 200 {
+                XCTAssertEqual(rb.ids, b2.ids)
+                rb = try b.pull(XCTUnwrap(b1.next), accept: Pull.xml)
+            }
+            XCTAssertEqual(rb.status, 429)
+            // ...and A asks at once: refused, except when the window slid in between.
+            let ra = try a.pull(XCTUnwrap(a1.next), accept: Pull.xml)
+            if ra.status == 429 {
+                XCTAssertEqual(ra.problemType, "urn:rtpstream:problem:rate-limited")
+                refusals += 1
+            } else {
+                XCTAssertEqual(ra.ids, a2.ids, "a retry of the previous pointer: the same batch")
+                lastAdmittedA = Pull.nowMs()
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let a3 = try admitted(a, XCTUnwrap(a2.next))
+        XCTAssertEqual(a3.status, 200, "A's stream expired although it kept asking")
+        XCTAssertEqual(a3.ids.count, 1)
+        XCTAssertFalse(a3.ids.contains(a2.ids[0]), "A's acknowledged message came back")
+        let m = try hub.metrics()
+        XCTAssertEqual(m["rtpstream_pull_streams_expired_total"] ?? 0, 0, "nothing was abandoned")
+        XCTAssertGreaterThanOrEqual(m["rtpstream_pull_refused_total{reason=\"rate\"}"] ?? 0, Double(refusals))
+    }
 }

@@ -228,19 +228,45 @@ public final class RedisClient {
         }
     }
 
+    /// How late the deadline timer may fire before the loop counts as lagging (a fifth of the
+    /// deadline, at least 2 ms: an idle loop fires its timers within a millisecond).
+    private var lagToleranceNs: UInt64 { max(2_000_000, config.commandTimeoutMs * 200_000) }
+
     private func armDeadlineTimer(_ deadlineNs: UInt64) {
         let now = Loop.hrtimeNs
         let afterMs = deadlineNs > now ? (deadlineNs - now + 999_999) / 1_000_000 : 0
         deadlineTimer.start(afterMs: afterMs) { [unowned self] in checkDeadlines() }
     }
 
+    /// The deadline timer fired. libuv runs timers before polling for I/O in each turn, so after
+    /// a long turn of the hub's own (a busy loop), the deadline has passed while the command may
+    /// still sit in hiredis's output buffer or its reply unread in the socket: that is loop lag,
+    /// not a slow Redis. So first flush and read; then, if the timer itself fired late by more
+    /// than `lagToleranceNs` (the loop was busy), the command gets one more deadline counted
+    /// from now. A Redis that does not answer still fails within two deadlines plus the lag;
+    /// on an idle loop (timer on time) nothing changes.
     private func checkDeadlines() {
         popCompleted()
         guard pendingHead < pending.count else { return }
-        let oldest = pending[pendingHead]
-        if oldest.deadlineNs > Loop.hrtimeNs {
-            armDeadlineTimer(oldest.deadlineNs)
-            return
+        var oldest = pending[pendingHead]
+        let firedNs = Loop.hrtimeNs
+        guard oldest.deadlineNs <= firedNs else { return armDeadlineTimer(oldest.deadlineNs) }
+        let head = oldest.connection
+        if head.state == .ready {
+            callbackDepth += 1   // replies and a disconnect may run inside these calls
+            redisAsyncHandleWrite(head.context)
+            if head.state == .ready { redisAsyncHandleRead(head.context) }
+            callbackDepth -= 1
+            popCompleted()
+            guard pendingHead < pending.count else { return }
+            oldest = pending[pendingHead]
+            guard oldest.deadlineNs <= firedNs else { return armDeadlineTimer(oldest.deadlineNs) }
+        }
+        if !oldest.extendedForLag && firedNs - oldest.deadlineNs > lagToleranceNs && oldest.connection.state == .ready {
+            oldest.extendedForLag = true
+            oldest.deadlineNs = firedNs + config.commandTimeoutMs * 1_000_000
+            metrics.lagExtension()
+            return armDeadlineTimer(oldest.deadlineNs)
         }
         let connection = oldest.connection
         logger.warning("redis command timed out; dropping the connection",

@@ -65,7 +65,9 @@ final class RedisConnection {
 final class PendingCommand {
     let connection: RedisConnection
     let startNs: UInt64
-    let deadlineNs: UInt64
+    var deadlineNs: UInt64
+    /// Whether the deadline was already extended once for the loop's own lag.
+    var extendedForLag = false
     var completion: ((Result<RedisReply, RedisFailure>) -> Void)?
 
     init(connection: RedisConnection, startNs: UInt64, deadlineNs: UInt64,

@@ -20,6 +20,7 @@ final class RedisMetrics {
     private let breakerState: Gauge
     private let reconnects: Counter
     private let scriptReloads: Counter
+    private let lagExtensions: Counter
 
     init(dimensions: [(String, String)] = []) {
         var commands: [CommandOutcome: Counter] = [:]
@@ -32,6 +33,7 @@ final class RedisMetrics {
         breakerState = Gauge(label: "rtpstream_redis_breaker_state", dimensions: dimensions)
         reconnects = Counter(label: "rtpstream_redis_reconnects_total", dimensions: dimensions)
         scriptReloads = Counter(label: "rtpstream_redis_script_reloads_total", dimensions: dimensions)
+        lagExtensions = Counter(label: "rtpstream_redis_deadline_lag_extensions_total", dimensions: dimensions)
     }
 
     func command(_ outcome: CommandOutcome) { commands[outcome]!.increment() }
@@ -39,4 +41,5 @@ final class RedisMetrics {
     func breaker(_ state: BreakerState) { breakerState.record(state.rawValue) }
     func reconnect() { reconnects.increment() }
     func scriptReload() { scriptReloads.increment() }
+    func lagExtension() { lagExtensions.increment() }
 }

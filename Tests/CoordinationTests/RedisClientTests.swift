@@ -186,6 +186,36 @@ final class RedisClientTests: XCTestCase {
         XCTAssertEqual(try send(client, ["GET", "k"]), .success(.bulk(Array("v".utf8))))
     }
 
+    /// A loop that is late (the test thread sleeps between issuing commands and the next turn,
+    /// as a long turn of a busy hub would) does not time out a Redis that answers: the deadline
+    /// timer runs first in the turn, flushes and reads, and extends once for the lag.
+    func testALaggingLoopDoesNotTimeOutARedisThatAnswers() throws {
+        let timeoutMs: UInt64 = 50
+        let client = try connectedClient(h, clientConfig(server.port, timeoutMs: timeoutMs))
+        defer { client.close() }
+        for round in 0..<3 {
+            var results: [Result<RedisReply, RedisFailure>] = []
+            for i in 0..<5 { client.send(RedisCommand(["SET", "k\(i)", "\(round)"])) { results.append($0) } }
+            usleep(UInt32(timeoutMs) * 4 * 1000)                  // the loop does not turn
+            // A completion that blocks the loop again, with a command issued inside it.
+            client.send(RedisCommand(["GET", "k0"])) { r in
+                results.append(r)
+                client.send(RedisCommand(["GET", "k4"])) { results.append($0) }
+                usleep(UInt32(timeoutMs) * 3 * 1000)
+            }
+            XCTAssertTrue(h.run(until: { results.count == 7 }, timeoutMs: 5_000))
+            XCTAssertEqual(results.filter { $0 == .success(.status("OK")) }.count, 5, "round \(round): \(results)")
+            XCTAssertEqual(results.last, .success(.bulk(Array("\(round)".utf8))), "round \(round)")
+        }
+        XCTAssertEqual(client.state, .closed, "the breaker stayed closed")
+        // A stopped Redis still fails at the deadline when the loop is on time.
+        server.pause()
+        let start = Loop.hrtimeNs
+        XCTAssertEqual(try send(client, ["GET", "k"]), .failure(.timeout))
+        XCTAssertLessThan((Loop.hrtimeNs - start) / 1_000_000, timeoutMs + 40)
+        server.resume()
+    }
+
     func testFailuresAreCountedAndTheBreakerStateIsExposed() throws {
         let client = try connectedClient(h, clientConfig(server.port, timeoutMs: 100))
         defer { client.close() }

@@ -162,4 +162,36 @@ final class PullSlotsTests: XCTestCase {
         XCTAssertEqual(m["rtpstream_pull_streams_expired_total"] ?? 0, 0, "nothing was abandoned")
         XCTAssertGreaterThanOrEqual(m["rtpstream_pull_refused_total{reason=\"rate\"}"] ?? 0, Double(refusals))
     }
+
+    /// A hub that was stalled (here: SIGSTOP for longer than the idle time) must not expire a
+    /// stream whose request arrived during the stall: its sweep timer runs before the waiting
+    /// request is read, and a late sweep expires nothing. Before the fix the request answered
+    /// 410 and the stream's batch went back to the queue.
+    func testAStalledHubDoesNotExpireAStreamWhoseRequestWaits() throws {
+        let hub = try HubHarness(arguments: ["--long-poll-seconds", "1", "--stream-idle-seconds", "2"])
+        let outbox = Outbox()
+        let ids = try outbox.send(3, from: hub.client(Pull.a), to: Pull.b)
+        let client = try hub.client(Pull.b)
+        let first = try client.start(accept: Pull.xml)
+        XCTAssertEqual(first.ids, [ids[0]])
+        let pointer = try XCTUnwrap(first.next)
+
+        hub.server.kill(SIGSTOP)
+        let answer = Locked<Batch?>(nil)
+        let handoff = Handoff(client)
+        let waiter = Thread {
+            let b = try? handoff.value.pull(pointer, accept: Pull.xml)
+            answer.withLock { $0 = b }
+        }
+        waiter.start()
+        Thread.sleep(forTimeInterval: 3.5)          // > idle time: the request waits in the socket
+        hub.server.kill(SIGCONT)
+        try hub.eventually(timeoutMs: 8000, "the waiting request is answered") { answer.withLock { $0 != nil } }
+        let batch = try XCTUnwrap(answer.withLock { $0 })
+        XCTAssertEqual(batch.status, 200, "the stream expired while its request waited")
+        XCTAssertEqual(batch.ids, [ids[1]])
+        let m = try hub.metrics()
+        XCTAssertEqual(m["rtpstream_pull_streams_expired_total"] ?? 0, 0)
+        XCTAssertGreaterThanOrEqual(m["rtpstream_pull_late_sweeps_total"] ?? 0, 1)
+    }
 }

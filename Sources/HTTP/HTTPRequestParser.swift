@@ -175,12 +175,21 @@ public struct HTTPRequestParser: Sendable {
         if scan < start { scan = start }
         if requestLineEnd >= 0 && requestLineEnd < start { requestLineEnd = -1 }
 
+        // The scan never looks past what the limits allow (the request line's LF at most
+        // `requestLineBytesMax + 1` bytes after its start, the head's final LF at most
+        // `headerBytesMax` bytes after the request line's): otherwise a defect beyond the limit
+        // would be reported as 400 when the bytes arrive together and as 414/431 when they
+        // arrive in pieces (found by the fuzzer, which parses every input whole and split).
         let end = buffer.count
         var headEnd = -1
         var bad: HTTPParseError?
+        var window = 0
         buffer.withUnsafeBufferPointer { b in
             var i = scan
-            while i < end {
+            while true {
+                window = requestLineEnd < 0 ? start + limits.requestLineBytesMax + 2
+                                            : requestLineEnd + limits.headerBytesMax + 1
+                guard i < min(end, window) else { break }
                 if b[i] == 10 {
                     if i == start || b[i - 1] != 13 {
                         bad = .init(.badRequest, "bare LF in request head")
@@ -194,18 +203,15 @@ public struct HTTPRequestParser: Sendable {
                 }
                 i += 1
             }
+            scan = i
         }
         if let bad { return .error(bad) }
         if headEnd < 0 {
-            scan = end
+            guard end >= window else { return .needMore }
             if requestLineEnd < 0 {
-                if end - start > limits.requestLineBytesMax + 1 {
-                    return .error(.init(.uriTooLong, "request line exceeds \(limits.requestLineBytesMax) bytes"))
-                }
-            } else if end - (requestLineEnd + 1) > limits.headerBytesMax {
-                return .error(.init(.headersTooLarge, "header section exceeds \(limits.headerBytesMax) bytes"))
+                return .error(.init(.uriTooLong, "request line exceeds \(limits.requestLineBytesMax) bytes"))
             }
-            return .needMore
+            return .error(.init(.headersTooLarge, "header section exceeds \(limits.headerBytesMax) bytes"))
         }
         let lineEnd = requestLineEnd
         if lineEnd - 1 - start > limits.requestLineBytesMax {

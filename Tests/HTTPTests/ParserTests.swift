@@ -158,6 +158,28 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(firstError(parseAll(bytes("GET /" + String(repeating: "a", count: 100)), limits: limits))?.status, 414)
     }
 
+    /// The first defect within the limits decides, however the bytes arrive: a bare LF beyond
+    /// the request-line limit (or beyond the header limit) is never seen, so the answer is
+    /// 414 (431) whole and byte at a time alike, never 400 in one case and 414 in the other
+    /// (a difference the fuzzer found).
+    func testLimitIsReportedBeforeADefectBeyondIt() {
+        var limits = HTTPLimits()
+        limits.requestLineBytesMax = 64
+        limits.headerBytesMax = 100
+        let overLine = bytes("GET /" + String(repeating: "a", count: 100) + "\n")
+        let overHeaders = bytes("GET / HTTP/1.1\r\nHost: a\r\nX: " + String(repeating: "b", count: 150) + "\n\r\n")
+        for (input, status) in [(overLine, 414), (overHeaders, 431)] {
+            let whole = firstError(parseAll(input, limits: limits))?.status
+            let byByte = firstError(parseAll(input, limits: limits, splits: Array(repeating: 1, count: input.count)))?.status
+            XCTAssertEqual(whole, status)
+            XCTAssertEqual(byByte, status)
+        }
+        // Within the limits the defect itself is reported, both ways.
+        let bareLF = bytes("GET / HTTP/1.1\nHost: a\r\n\r\n")
+        XCTAssertEqual(firstError(parseAll(bareLF, limits: limits))?.status, 400)
+        XCTAssertEqual(firstError(parseAll(bareLF, limits: limits, splits: Array(repeating: 1, count: bareLF.count)))?.status, 400)
+    }
+
     func testHeaderSectionTooLargeIs431() {
         var limits = HTTPLimits()
         limits.headerBytesMax = 100

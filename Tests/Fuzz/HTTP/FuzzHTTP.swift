@@ -26,7 +26,7 @@ enum FuzzHTTPTarget {
             i += 1
         }
         let split = parse(bytes, limits: limits, pieces: pieces)
-        precondition(whole == split, "whole and split parses differ")
+        precondition(whole == split, "whole and split parses differ: \(whole) vs \(split)")
     }
 
     static func parse(_ bytes: [UInt8], limits: HTTPLimits, pieces: [Int]) -> [String] {

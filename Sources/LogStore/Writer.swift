@@ -330,13 +330,13 @@ final class Writer: @unchecked Sendable {
                 }
             }
         }
-        deliver(completions)
-
+        // Metrics first: whoever sees a completion also sees it counted.
         core.metrics.appendedRecords.increment(by: appendedRecords)
         core.metrics.appendedBytes.increment(by: appendedBytes)
         core.metrics.acknowledgedOffsets.increment(by: ackCount)
         core.metrics.groupRecords.record(recordCount)
         core.metrics.groupBytes.record(entryBytes)
+        deliver(completions)
     }
 
     private func deliver(_ completions: [@Sendable () -> Void]) {

@@ -7,9 +7,12 @@ import XCTest
 /// on local accounting without waiting beyond the Redis deadline (50 ms), and slots and
 /// cursors are registered again when Redis returns, with no ISPB left at 429.
 final class PullRedisTests: XCTestCase {
-    /// A request that needs no long poll is answered within this, Redis or not (the Redis
-    /// command deadline is 50 ms; the rest is TLS, an fdatasync and a loaded test machine).
-    let promptMs = 400.0
+    /// A request that needs no long poll is answered within this, Redis or not: below the
+    /// 1 s long poll these hubs use (a request that waited for one, or for a hung Redis, takes
+    /// longer), above what a loaded 2-core CI machine needs for TLS and an fdatasync (400 ms
+    /// was exceeded there: 436 and 510 ms). Redis waits are bounded far lower (two 50 ms
+    /// deadlines at most) and are checked where Redis is down.
+    let promptMs = 900.0
 
     /// Live streams of one ISPB, as the test drives them.
     final class Streams {

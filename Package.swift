@@ -124,7 +124,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ], swiftSettings: strict),
-        .testTarget(name: "ISO20022Tests", dependencies: ["ISO20022"], swiftSettings: strict),
+        .testTarget(name: "ISO20022Tests", dependencies: ["ISO20022", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "TLSTests", dependencies: [
             "TLS",
             .product(name: "MetricsTestKit", package: "swift-metrics"),

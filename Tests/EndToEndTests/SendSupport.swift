@@ -12,11 +12,8 @@ enum SendSupport {
     static func sendPath(_ ispb: String) -> String { "/api/v1/in/\(ispb)/msgs" }
     static let xml = [HTTPHeader("Content-Type", "application/xml; charset=utf-8")]
 
-    /// The shared fixtures: `<repo>/../shared/fixtures/iso20022`.
-    static let fixtures: String = {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/fixtures/iso20022").standardizedFileURL.path
-    }()
+    /// The shared fixtures, found by `Paths.fixtures`.
+    static let fixtures: String = Paths.fixtures.path
 
     static func fixture(_ relative: String) throws -> [UInt8] {
         Array(try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/\(relative)")))

@@ -1,13 +1,10 @@
 import Foundation
 @testable import ISO20022
+import TestSupport
 
-/// The shared fixtures (never copied into the repository): `<repo>/../shared/fixtures/iso20022`.
+/// The shared fixtures (never copied into the repository), found by `Paths.fixtures`.
 enum Fixtures {
-    static let root: String = {
-        let file = URL(fileURLWithPath: #filePath)
-        let repo = file.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return repo.deletingLastPathComponent().appendingPathComponent("shared/fixtures/iso20022").standardizedFileURL.path
-    }()
+    static let root: String = Paths.fixtures.path
 
     static func path(_ relative: String) -> String { root + "/" + relative }
 

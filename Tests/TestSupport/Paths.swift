@@ -6,11 +6,24 @@ public enum Paths {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// ../shared/fixtures/iso20022 next to the repository.
-    public static var fixtures: URL {
+    /// The shared ISO 20022 fixtures (never copied into the repository): `$RTPSTREAM_FIXTURES`,
+    /// else `../shared/fixtures/iso20022` next to the repository, else next to the repository
+    /// this one was cloned from (a throw-away clone in a temporary directory has no `../shared`).
+    public static let fixtures: URL = {
         if let p = ProcessInfo.processInfo.environment["RTPSTREAM_FIXTURES"] { return URL(fileURLWithPath: p) }
-        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures/iso20022")
-    }
+        let relative = "shared/fixtures/iso20022"
+        let beside = packageRoot.deletingLastPathComponent().appendingPathComponent(relative).standardizedFileURL
+        if FileManager.default.fileExists(atPath: beside.path) { return beside }
+        if let origin = try? runCommand("/usr/bin/git", ["-C", packageRoot.path, "config", "--get", "remote.origin.url"]),
+           origin.0 == 0 {
+            let url = origin.1.trimmingCharacters(in: .whitespacesAndNewlines)
+            if url.hasPrefix("/") {
+                let there = URL(fileURLWithPath: url).deletingLastPathComponent().appendingPathComponent(relative).standardizedFileURL
+                if FileManager.default.fileExists(atPath: there.path) { return there }
+            }
+        }
+        return beside
+    }()
 
     /// Directory holding the built executables (next to the test bundle), or RTPSTREAM_BIN_DIR.
     public static var binDir: URL {

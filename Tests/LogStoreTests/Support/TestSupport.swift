@@ -127,6 +127,6 @@ extension LogStore {
     }
 }
 
-/// Directory of the shared fixtures (not used by every test).
+/// The repository root.
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().path

@@ -18,7 +18,7 @@ public enum Paths {
            origin.0 == 0 {
             let url = origin.1.trimmingCharacters(in: .whitespacesAndNewlines)
             if url.hasPrefix("/") {
-                let there = URL(fileURLWithPath: url).deletingLastPathComponent().appendingPathComponent(relative).standardizedFileURL
+                let there = URL(fileURLWithPath: url).standardizedFileURL.deletingLastPathComponent().appendingPathComponent(relative).standardizedFileURL
                 if FileManager.default.fileExists(atPath: there.path) { return there }
             }
         }

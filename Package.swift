@@ -117,7 +117,7 @@ let package = Package(
 
         // ---- tests ----
         .target(name: "TestSupport", dependencies: ["HTTP", "TLS"], path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "HTTPServer", "EventLoop", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "HTTPServer", "EventLoop", "TLS", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["Hub", "TestSupport", "HTTPClient", "ISO20022", "HTTP", "TLS"], swiftSettings: strict),
         .testTarget(name: "LogStoreTests", dependencies: [
             "LogStore",

@@ -146,6 +146,33 @@ public final class TCPSocket {
         }
     }
 
+    private var directWriteTurn: UInt64 = .max
+    private var directBytesThisTurn = 0
+
+    /// Hands `bytes` to the kernel at once, without queueing or copying them, when nothing is
+    /// queued before them; returns how many the kernel took. 0 means none: something is queued
+    /// or in flight (order first), the kernel buffer is full, this turn's direct-write budget
+    /// (`writeBytesPerTurnMax`) is spent, or the write failed, in which case the caller queues
+    /// the bytes and the next `flush` meets the error again and closes as usual. Never closes
+    /// the socket itself and never calls back, so it is safe inside other libraries' callbacks
+    /// (the TLS engine calls it from OpenSSL's BIO write).
+    public func writeNow(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard !bytes.isEmpty, !isClosing, !asyncWriteInFlight, queuedBytes == 0 else { return 0 }
+        if directWriteTurn != loop.turn {
+            directWriteTurn = loop.turn
+            directBytesThisTurn = 0
+        }
+        let budget = TCPSocket.writeBytesPerTurnMax - directBytesThisTurn
+        guard budget > 0 else { return 0 }
+        let base = UnsafeMutableRawPointer(mutating: bytes.baseAddress!).assumingMemoryBound(to: CChar.self)
+        var buf = uv_buf_init(base, UInt32(min(bytes.count, budget)))
+        let rc = uv_try_write(stream, &buf, 1)
+        guard rc > 0 else { return 0 }
+        bytesWritten += UInt64(rc)
+        directBytesThisTurn += Int(rc)
+        return Int(rc)
+    }
+
     /// Writes queued bytes now, up to the per-turn cap; the rest continues on later turns or
     /// when the kernel accepts more.
     public func flush() {

@@ -27,6 +27,7 @@ public final class HTTPServer {
     private var handshakeTurn: UInt64 = .max
     private var handshakeStepsThisTurn = 0
     private var deferredHandshakes: [HTTPConnection] = []
+    private let tlsScratch = TLSScratch()
 
     public init(loop: Loop, config: HTTPServerConfig, router: Router<RouteHandler>, logger: Logger,
                 tls: TLSContext? = nil) {
@@ -88,7 +89,7 @@ public final class HTTPServer {
         nextConnectionID += 1
         let transport: any ConnectionTransport
         if let tlsContext {
-            transport = TLSTransport(socket: socket, context: tlsContext)
+            transport = TLSTransport(socket: socket, context: tlsContext, scratch: tlsScratch)
         } else {
             transport = PlainTransport(socket: socket)
         }

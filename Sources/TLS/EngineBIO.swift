@@ -1,8 +1,10 @@
 import COpenSSL
 
 /// The BIO between an engine's SSL and its byte buffers: OpenSSL reads ciphertext from the
-/// engine's inbound buffer and appends records straight into its outbound buffer, which the
-/// caller takes without another copy (`TLSEngine.takeCiphertext`). Writes never block.
+/// engine's inbound buffer; the records it writes go to the engine's `directOutput` first (the
+/// socket, when nothing is pending) and whatever that does not take is appended to the
+/// outbound buffer, which the caller takes without another copy (`TLSEngine.takeCiphertext`).
+/// Writes never block.
 enum EngineBIO {
     nonisolated(unsafe) static let method: OpaquePointer = {
         let type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK
@@ -36,8 +38,15 @@ enum EngineBIO {
                                               UnsafeMutablePointer<Int>?) -> Int32 = { bio, data, count, written in
         rtp_BIO_clear_retry_flags(bio)
         guard let engine = engine(bio), let data else { return 0 }
-        engine.outbound.append(contentsOf: UnsafeBufferPointer(
-            start: UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: count))
+        var record = UnsafeRawBufferPointer(start: UnsafeRawPointer(data), count: count)
+        if engine.outbound.isEmpty, let direct = engine.directOutput {
+            // Nothing waits before this record: offer it straight from OpenSSL's buffer.
+            let taken = direct(record)
+            record = UnsafeRawBufferPointer(rebasing: record[taken...])
+        }
+        if !record.isEmpty {
+            engine.outbound.append(contentsOf: record.assumingMemoryBound(to: UInt8.self))
+        }
         written?.pointee = count
         return 1
     }

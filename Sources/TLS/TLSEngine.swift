@@ -7,9 +7,11 @@ import COpenSSL
 /// session tickets and alerts all appear there.
 ///
 /// Buffers: ciphertext read from the socket is copied once into an inbound buffer that keeps
-/// its capacity; OpenSSL appends outgoing records directly to an outbound buffer that the
-/// caller takes by swapping arrays (zero copy when the caller's array is empty). Plaintext is
-/// decrypted straight into the caller's buffer. In steady state nothing is allocated per call.
+/// its capacity. Outgoing records are offered to `directOutput` (the socket) straight from
+/// OpenSSL's buffer while nothing is pending; otherwise, and for what it does not take,
+/// OpenSSL appends them to an outbound buffer that the caller takes by swapping arrays (zero
+/// copy when the caller's array is empty). Plaintext is decrypted straight into the caller's
+/// buffer. In steady state nothing is allocated per call.
 public final class TLSEngine {
     /// The context this engine was made from (kept alive across reloads).
     public let context: TLSContext
@@ -18,6 +20,12 @@ public final class TLSEngine {
     var inbound: [UInt8] = []
     var inboundReadIndex = 0
     var outbound: [UInt8] = []
+
+    /// Where records go first while no ciphertext is pending: typically a socket's
+    /// `writeNow`, which writes them from OpenSSL's own buffer (no copy, no queue). Returns
+    /// how many bytes it took; the rest is kept in order for `takeCiphertext`. Called inside
+    /// OpenSSL calls: it must not call back into this engine.
+    public var directOutput: ((UnsafeRawBufferPointer) -> Int)?
 
     enum State {
         case handshaking
@@ -172,6 +180,9 @@ public final class TLSEngine {
             let result = perform { SSL_read_ex(ssl, buffer.baseAddress! + filled, buffer.count - filled, &count) }
             filled += count
             if result != .ok { return (filled, result) }
+            // Every fed byte consumed and nothing buffered inside OpenSSL: another SSL_read
+            // could only report want-read. Skipping it saves a call per request.
+            if inboundCount == 0, SSL_has_pending(ssl) == 0 { return (filled, .wantRead) }
         }
         return (filled, .ok)
     }
@@ -224,7 +235,7 @@ public final class TLSEngine {
     /// Runs one SSL call with a clean error queue, maps its outcome, and completes the
     /// handshake bookkeeping when the call finished it.
     private func perform(_ call: () -> Int32) -> TLSResult {
-        ERR_clear_error()
+        OpenSSLErrorQueue.clearIfNeeded()
         let returnCode = call()
         var result = mapResult(returnCode)
         if case .handshaking = state, result == .ok || result == .wantRead, SSL_is_init_finished(ssl) == 1 {

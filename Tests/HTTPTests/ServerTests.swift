@@ -4,6 +4,7 @@ import HTTP
 import HTTPServer
 import Logging
 import TestSupport
+import TLS
 import XCTest
 
 /// A loop running on its own thread with one HTTP server, for socket-level tests of the server
@@ -16,12 +17,13 @@ final class LoopThread: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var keep: [AnyObject] = []
 
-    init(config: HTTPServerConfig, routes: (Loop, inout Router<RouteHandler>) -> [AnyObject] = { _, _ in [] }) throws {
+    init(config: HTTPServerConfig, tls: TLSContext? = nil,
+         routes: (Loop, inout Router<RouteHandler>) -> [AnyObject] = { _, _ in [] }) throws {
         loop = try Loop()
         executor = LoopExecutor(loop: loop)
         var router = Router<RouteHandler>()
         keep = routes(loop, &router)
-        server = HTTPServer(loop: loop, config: config, router: router, logger: Logger(label: "test"))
+        server = HTTPServer(loop: loop, config: config, router: router, logger: Logger(label: "test"), tls: tls)
         try server.start()
         let t = Thread { [self] in
             loop.run()

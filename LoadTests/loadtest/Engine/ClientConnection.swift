@@ -179,6 +179,7 @@ final class ClientConnection {
         s.startReading()
         if let tls {
             let e = TLSEngine(context: tls, resuming: resume ? session : nil)
+            e.directOutput = { [s] record in s.writeNow(record) }  // records straight to an idle socket
             engine = e
             sessionCaptured = false
             state = .handshaking

@@ -1,0 +1,115 @@
+import XCTest
+@testable import TLS
+
+/// `TLSEngine.directOutput` (records handed straight to the socket while nothing is pending)
+/// and the read loop that stops without a wasted SSL_read once every fed byte is consumed.
+final class DirectOutputTests: XCTestCase {
+    private func establishedLink() throws -> Link {
+        let link = try Link(clientConfig: fixture.clientConfig(fixture.client(Fixture.ispbA)),
+                            serverConfig: fixture.serverConfig())
+        link.handshake()
+        XCTAssertTrue(link.server.handshakeComplete)
+        return link
+    }
+
+    /// Feeds `wire` to the client and returns what it decrypts.
+    private func clientDecrypts(_ link: Link, _ wire: [UInt8]) -> [UInt8] {
+        wire.withUnsafeBytes { link.client.feed($0) }
+        var plaintext: [UInt8] = []
+        XCTAssertEqual(link.client.readPlaintext(into: &plaintext), .wantRead)
+        return plaintext
+    }
+
+    func testRecordsGoToDirectOutputWhenNothingIsPending() throws {
+        let link = try establishedLink()
+        var wire: [UInt8] = []
+        var offers = 0
+        link.server.directOutput = { record in
+            offers += 1
+            wire.append(contentsOf: record)
+            return record.count
+        }
+        let response = pattern(40_000, seed: 3)  // three records
+        XCTAssertEqual(response.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
+        XCTAssertEqual(link.server.pendingCiphertextCount, 0, "everything was taken directly")
+        XCTAssertGreaterThanOrEqual(offers, 3)
+        XCTAssertEqual(clientDecrypts(link, wire), response)
+    }
+
+    func testWhatDirectOutputLeavesIsKeptInOrderAndLaterRecordsQueueBehindIt() throws {
+        let link = try establishedLink()
+        var direct: [UInt8] = []
+        var offers = 0
+        link.server.directOutput = { record in
+            // A socket whose kernel buffer takes only 100 bytes of the first offer.
+            offers += 1
+            let taken = min(100, record.count)
+            direct.append(contentsOf: record[0..<taken])
+            return taken
+        }
+        let first = pattern(40_000, seed: 4)
+        let second = pattern(500, seed: 5)
+        XCTAssertEqual(first.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
+        XCTAssertEqual(second.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
+        XCTAssertEqual(offers, 1, "once ciphertext is pending, later records must not overtake it")
+        XCTAssertEqual(direct.count, 100)
+        var rest: [UInt8] = []
+        link.server.takeCiphertext(into: &rest)
+        XCTAssertEqual(clientDecrypts(link, direct + rest), first + second)
+        // Nothing pending any more: the next record is offered directly again.
+        let third = pattern(50, seed: 6)
+        direct.removeAll()
+        XCTAssertEqual(third.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
+        XCTAssertEqual(offers, 2)
+        XCTAssertEqual(link.server.pendingCiphertextCount, 0)
+        XCTAssertEqual(clientDecrypts(link, direct), third)
+    }
+
+    func testDirectOutputTakingNothingQueuesEverything() throws {
+        let link = try establishedLink()
+        link.server.directOutput = { _ in 0 }  // kernel buffer full
+        let response = pattern(20_000, seed: 7)
+        XCTAssertEqual(response.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
+        var wire: [UInt8] = []
+        link.server.takeCiphertext(into: &wire)
+        XCTAssertEqual(clientDecrypts(link, wire), response)
+    }
+
+    func testSeveralRecordsInOneFeedAreAllRead() throws {
+        let link = try establishedLink()
+        let first = pattern(300, seed: 8), second = pattern(200, seed: 9)
+        XCTAssertEqual(first.withUnsafeBytes { link.client.writePlaintext($0) }, .ok)
+        XCTAssertEqual(second.withUnsafeBytes { link.client.writePlaintext($0) }, .ok)
+        var wire: [UInt8] = []
+        link.client.takeCiphertext(into: &wire)
+        // Both records plus half of a third arrive in one socket read.
+        let third = pattern(400, seed: 10)
+        XCTAssertEqual(third.withUnsafeBytes { link.client.writePlaintext($0) }, .ok)
+        var thirdWire: [UInt8] = []
+        link.client.takeCiphertext(into: &thirdWire)
+        let half = thirdWire.count / 2
+        (wire + thirdWire[0..<half]).withUnsafeBytes { link.server.feed($0) }
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        var (count, result) = buffer.withUnsafeMutableBytes { link.server.readPlaintext(into: $0) }
+        XCTAssertEqual(result, .wantRead)
+        XCTAssertEqual(Array(buffer[0..<count]), first + second)
+        thirdWire[half...].withUnsafeBytes { link.server.feed($0) }
+        (count, result) = buffer.withUnsafeMutableBytes { link.server.readPlaintext(into: $0) }
+        XCTAssertEqual(result, .wantRead)
+        XCTAssertEqual(Array(buffer[0..<count]), third)
+        XCTAssertEqual(link.server.inboundCount, 0)
+    }
+
+    func testCloseNotifyBehindDataInTheSameFeedIsSeen() throws {
+        let link = try establishedLink()
+        let data = pattern(100, seed: 11)
+        XCTAssertEqual(data.withUnsafeBytes { link.client.writePlaintext($0) }, .ok)
+        link.client.shutdown()
+        var wire: [UInt8] = []
+        link.client.takeCiphertext(into: &wire)
+        wire.withUnsafeBytes { link.server.feed($0) }
+        var plaintext: [UInt8] = []
+        XCTAssertEqual(link.server.readPlaintext(into: &plaintext), .closed)
+        XCTAssertEqual(plaintext, data)
+    }
+}

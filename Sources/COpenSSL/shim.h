@@ -25,6 +25,10 @@ static inline int rtp_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) {
 static inline void rtp_SSL_CTX_set_mode_accept_moving_write_buffer(SSL_CTX *ctx) {
     SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
+/* Read-ahead: one BIO read takes every buffered byte instead of a record header, then its body. */
+static inline void rtp_SSL_CTX_set_read_ahead(SSL_CTX *ctx) {
+    SSL_CTX_set_read_ahead(ctx, 1);
+}
 /* Server hardening: no renegotiation, server cipher preference, no compression. */
 static inline void rtp_SSL_CTX_set_server_options(SSL_CTX *ctx) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE

@@ -96,20 +96,39 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// A blocking TCP connection to 127.0.0.1:`port`: the descriptor, or -1 with errno set.
+func connectLoopback(_ port: Int, receiveTimeoutSeconds: Int? = nil) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return -1 }
+    if let receiveTimeoutSeconds {
+        var tv = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else {
+        let saved = errno
+        close(fd)
+        errno = saved
+        return -1
+    }
+    return fd
+}
+
 /// Waits until something accepts TCP connections on the port.
 func waitForPort(_ port: Int, timeoutSeconds: Double = 15) throws {
     let deadline = Date().addingTimeInterval(timeoutSeconds)
     while Date() < deadline {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let fd = connectLoopback(port)
+        if fd >= 0 {
+            close(fd)
+            return
         }
-        close(fd)
-        if rc == 0 { return }
         usleep(20_000)
     }
     throw LoadTestError("nothing listens on 127.0.0.1:\(port)")

@@ -203,9 +203,7 @@ final class PullStream: PacedClient {
             run.tooMany(r.head)
             after(seconds: r.head.retryAfterSeconds ?? 1)
         case 404, 410:
-            run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,
-                              detail: "GET of the current pointer answered \(r.head.status) \(sinceAnswer())")
-            run.ledger.gone(stream: ledgerID, held: held)
+            pointerGone("GET of the current pointer", status: r.head.status)
             lost()
         default:
             run.unexpectedStatus(.next, r.head.status)
@@ -229,9 +227,7 @@ final class PullStream: PacedClient {
             run.tooMany(r.head)
             proceed()
         case 404, 410:
-            run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,
-                              detail: "retry of the previous pointer answered \(r.head.status) \(sinceAnswer())")
-            run.ledger.gone(stream: ledgerID, held: held)
+            pointerGone("retry of the previous pointer", status: r.head.status)
             lost()
         default:
             run.unexpectedStatus(.retry, r.head.status)
@@ -249,9 +245,7 @@ final class PullStream: PacedClient {
             if !held.isEmpty { run.ledger.ackConfirmed(stream: ledgerID, ids: held) }
             ended()
         case 404, 410:
-            run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,
-                              detail: "DELETE of the current pointer answered \(r.head.status) \(sinceAnswer())")
-            run.ledger.gone(stream: ledgerID, held: held)
+            pointerGone("DELETE of the current pointer", status: r.head.status)
             ended()
         default:
             // Not closed as asked: the client gives up on it (the hub expires it).
@@ -345,6 +339,14 @@ final class PullStream: PacedClient {
             return sendDelete()
         }
         awaitTicket()
+    }
+
+    /// The hub answered 404/410 for a pointer it should still know: a pointer gap in the
+    /// ledger, and what the stream held counts as gone.
+    private func pointerGone(_ request: String, status: Int) {
+        run.ledger.record(.pointerGap, id: nil, stream: ledgerID, other: 0, atMs: run.loop.nowMs,
+                          detail: "\(request) answered \(status) \(sinceAnswer())")
+        run.ledger.gone(stream: ledgerID, held: held)
     }
 
     /// The hub no longer knows the stream: open a new one.

@@ -285,10 +285,15 @@ final class Run {
 
     private func beginDrain() {
         guard scenario.drainSecondsMax > 0 else { return beginClosing() }
-        phase = .drain
+        enterQuietPhase(.drain, "drain")
+    }
+
+    /// Drain and closing: no new pulls or sends are paced from here on.
+    private func enterQuietPhase(_ next: Phase, _ name: String) {
+        phase = next
         phaseStartMs = loop.nowMs
         sendRateNow = 0
-        recorder.beginPhase("drain", nowMs: loop.nowMs)
+        recorder.beginPhase(name, nowMs: loop.nowMs)
         pullPacer.setRate(0)
         sendPacer.setRate(0)
     }
@@ -301,12 +306,7 @@ final class Run {
             recorder.beginPhase("closing", nowMs: loop.nowMs)
             return maybeFinishClosing()
         }
-        phase = .closing
-        phaseStartMs = loop.nowMs
-        sendRateNow = 0
-        recorder.beginPhase("closing", nowMs: loop.nowMs)
-        pullPacer.setRate(0)
-        sendPacer.setRate(0)
+        enterQuietPhase(.closing, "closing")
         for s in allStreams { s.closeSoon() }
         maybeFinishClosing()
     }

@@ -148,19 +148,9 @@ final class SpawnedHub {
 
 /// Status code of a plain `GET path` on a loopback port (blocking, 2 s timeout).
 func httpStatus(port: Int, path: String) throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw LoadTestError("socket: errno \(errno)") }
+    let fd = connectLoopback(port, receiveTimeoutSeconds: 2)
+    guard fd >= 0 else { throw LoadTestError("connect: errno \(errno)") }
     defer { close(fd) }
-    var tv = timeval(tv_sec: 2, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { throw LoadTestError("connect: errno \(errno)") }
     let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
     _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     var buffer = [UInt8](repeating: 0, count: 512)

@@ -25,6 +25,10 @@ static inline int rtp_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) {
 static inline void rtp_SSL_CTX_set_mode_accept_moving_write_buffer(SSL_CTX *ctx) {
     SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
+/* Idle connections give OpenSSL's record buffers back (one malloc per burst instead). */
+static inline void rtp_SSL_CTX_set_mode_release_buffers(SSL_CTX *ctx) {
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+}
 /* Read-ahead: one BIO read takes every buffered byte instead of a record header, then its body. */
 static inline void rtp_SSL_CTX_set_read_ahead(SSL_CTX *ctx) {
     SSL_CTX_set_read_ahead(ctx, 1);

@@ -1,9 +1,10 @@
 import COpenSSL
 
 /// The BIO between an engine's SSL and its byte buffers: OpenSSL reads ciphertext from the
-/// engine's inbound buffer; the records it writes go to the engine's `directOutput` first (the
-/// socket, when nothing is pending) and whatever that does not take is appended to the
-/// outbound buffer, which the caller takes without another copy (`TLSEngine.takeCiphertext`).
+/// engine's inbound buffer; the record of a one-record write goes to the engine's
+/// `directOutput` first (the socket, when nothing is pending) and whatever that does not take,
+/// like every other record, is appended to the outbound buffer, which the caller takes without
+/// another copy (`TLSEngine.takeCiphertext`).
 /// Writes never block.
 enum EngineBIO {
     nonisolated(unsafe) static let method: OpaquePointer = {
@@ -39,7 +40,7 @@ enum EngineBIO {
         rtp_BIO_clear_retry_flags(bio)
         guard let engine = engine(bio), let data else { return 0 }
         var record = UnsafeRawBufferPointer(start: UnsafeRawPointer(data), count: count)
-        if engine.outbound.isEmpty, let direct = engine.directOutput {
+        if engine.offersDirectOutput, engine.outbound.isEmpty, let direct = engine.directOutput {
             // Nothing waits before this record: offer it straight from OpenSSL's buffer.
             let taken = direct(record)
             record = UnsafeRawBufferPointer(rebasing: record[taken...])

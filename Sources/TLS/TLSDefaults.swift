@@ -31,9 +31,15 @@ public enum TLSDefaults {
     /// Require extended key usage clientAuth in client certificates.
     public static let requireClientAuthExtendedKeyUsage = true
 
-    /// Plaintext decrypted per SSL_read call by `readPlaintext(into: inout [UInt8])`
-    /// (one TLS record holds at most 16 KiB).
-    static let plaintextChunkBytes = 16_384
+    /// Most plaintext one TLS record holds (RFC 8446 §5.1, RFC 5246 §6.2.1; OpenSSL's
+    /// default max_send_fragment).
+    static let recordPlaintextBytesMax = 16_384
+    /// Bytes a record adds to its plaintext with the AEAD suites we offer (TLS 1.3: 5 header +
+    /// 1 content type + 16 tag; TLS 1.2 GCM: 5 + 8 explicit nonce + 16); an estimate for
+    /// reserving room, not a limit.
+    static let recordOverheadBytes = 29
+    /// Plaintext decrypted per SSL_read call by `readPlaintext(into: inout [UInt8])`.
+    static let plaintextChunkBytes = recordPlaintextBytesMax
     /// Consumed inbound ciphertext is compacted away once this many bytes sit before the
     /// read index.
     static let inboundCompactBytesMin = 16_384

@@ -7,8 +7,8 @@ import COpenSSL
 /// session tickets and alerts all appear there.
 ///
 /// Buffers: ciphertext read from the socket is copied once into an inbound buffer that keeps
-/// its capacity. Outgoing records are offered to `directOutput` (the socket) straight from
-/// OpenSSL's buffer while nothing is pending; otherwise, and for what it does not take,
+/// its capacity. The record of a one-record write is offered to `directOutput` (the socket)
+/// straight from OpenSSL's buffer while nothing is pending; otherwise, and for what it does not take,
 /// OpenSSL appends them to an outbound buffer that the caller takes by swapping arrays (zero
 /// copy when the caller's array is empty). Plaintext is decrypted straight into the caller's
 /// buffer. In steady state nothing is allocated per call.
@@ -21,11 +21,19 @@ public final class TLSEngine {
     var inboundReadIndex = 0
     var outbound: [UInt8] = []
 
-    /// Where records go first while no ciphertext is pending: typically a socket's
-    /// `writeNow`, which writes them from OpenSSL's own buffer (no copy, no queue). Returns
-    /// how many bytes it took; the rest is kept in order for `takeCiphertext`. Called inside
-    /// OpenSSL calls: it must not call back into this engine.
+    /// Where the record of a one-record `writePlaintext` goes first while no ciphertext is
+    /// pending: typically a socket's `writeNow`, which writes it from OpenSSL's own buffer (no
+    /// copy, no queue). Returns how many bytes it took; the rest is kept in order for
+    /// `takeCiphertext`. Called inside OpenSSL calls: it must not call back into this engine.
+    ///
+    /// Only one-record writes are offered: the records of a larger write, a handshake flight,
+    /// session tickets and alerts are kept together for one socket write. One write per
+    /// record cost more than the copy it saves (on loopback each write runs the whole TCP
+    /// path and wakes the reader: a 32 KiB response written as three records ran at 0.3 ×
+    /// plaintext against 0.6 with one write; docs/benchmarks.md).
     public var directOutput: ((UnsafeRawBufferPointer) -> Int)?
+    /// True only inside a `writePlaintext` that fits in one record (read by the BIO).
+    var offersDirectOutput = false
 
     enum State {
         case handshaking
@@ -209,6 +217,14 @@ public final class TLSEngine {
         if let settled = settledResult(forWrite: true) { return settled }
         guard !bytes.isEmpty else { return .ok }
         var written = 0
+        offersDirectOutput = bytes.count <= TLSDefaults.recordPlaintextBytesMax
+        defer { offersDirectOutput = false }
+        if !offersDirectOutput {
+            // Its records are appended: room for all of them first, so that the buffer does
+            // not grow (and copy what it holds) record by record.
+            let records = (bytes.count + TLSDefaults.recordPlaintextBytesMax - 1) / TLSDefaults.recordPlaintextBytesMax
+            outbound.reserveCapacity(outbound.count + bytes.count + records * TLSDefaults.recordOverheadBytes)
+        }
         let result = perform { SSL_write_ex(ssl, bytes.baseAddress, bytes.count, &written) }
         assert(result != .ok || written == bytes.count, "TLS: partial write without partial-write mode")
         return result

@@ -1,8 +1,9 @@
 import XCTest
 @testable import TLS
 
-/// `TLSEngine.directOutput` (records handed straight to the socket while nothing is pending)
-/// and the read loop that stops without a wasted SSL_read once every fed byte is consumed.
+/// `TLSEngine.directOutput` (the record of a one-record write handed straight to the socket
+/// while nothing is pending; everything else kept for one socket write) and the read loop
+/// that stops without a wasted SSL_read once every fed byte is consumed.
 final class DirectOutputTests: XCTestCase {
     private func establishedLink() throws -> Link {
         let link = try Link(clientConfig: fixture.clientConfig(fixture.client(Fixture.ispbA)),
@@ -29,11 +30,50 @@ final class DirectOutputTests: XCTestCase {
             wire.append(contentsOf: record)
             return record.count
         }
-        let response = pattern(40_000, seed: 3)  // three records
+        let response = pattern(16_384, seed: 3)  // exactly one full record
         XCTAssertEqual(response.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
         XCTAssertEqual(link.server.pendingCiphertextCount, 0, "everything was taken directly")
-        XCTAssertGreaterThanOrEqual(offers, 3)
+        XCTAssertEqual(offers, 1)
         XCTAssertEqual(clientDecrypts(link, wire), response)
+    }
+
+    func testRecordsOfALargerWriteAreKeptForOneSocketWrite() throws {
+        let link = try establishedLink()
+        var offers = 0
+        link.server.directOutput = { record in
+            offers += 1
+            return record.count
+        }
+        let response = pattern(16_385, seed: 12)  // one byte more: two records
+        XCTAssertEqual(response.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
+        XCTAssertEqual(offers, 0, "a record per socket write costs more than the copy it saves")
+        var wire: [UInt8] = []
+        link.server.takeCiphertext(into: &wire)
+        XCTAssertEqual(clientDecrypts(link, wire), response)
+        // The next one-record write is offered again.
+        let small = pattern(700, seed: 13)
+        XCTAssertEqual(small.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
+        XCTAssertEqual(offers, 1)
+        XCTAssertEqual(link.server.pendingCiphertextCount, 0)
+    }
+
+    func testHandshakeFlightsAndAlertsAreNotOfferedOneRecordAtATime() throws {
+        let link = try Link(clientConfig: fixture.clientConfig(fixture.client(Fixture.ispbA)),
+                            serverConfig: fixture.serverConfig())
+        var offers = 0
+        link.server.directOutput = { record in
+            offers += 1
+            return record.count
+        }
+        link.handshake()
+        XCTAssertTrue(link.server.handshakeComplete)
+        link.server.shutdown()
+        XCTAssertEqual(offers, 0)
+        var wire: [UInt8] = []
+        link.server.takeCiphertext(into: &wire)
+        wire.withUnsafeBytes { link.client.feed($0) }
+        var plaintext: [UInt8] = []
+        XCTAssertEqual(link.client.readPlaintext(into: &plaintext), .closed)
     }
 
     func testWhatDirectOutputLeavesIsKeptInOrderAndLaterRecordsQueueBehindIt() throws {
@@ -47,7 +87,7 @@ final class DirectOutputTests: XCTestCase {
             direct.append(contentsOf: record[0..<taken])
             return taken
         }
-        let first = pattern(40_000, seed: 4)
+        let first = pattern(12_000, seed: 4)
         let second = pattern(500, seed: 5)
         XCTAssertEqual(first.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
         XCTAssertEqual(second.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
@@ -68,7 +108,7 @@ final class DirectOutputTests: XCTestCase {
     func testDirectOutputTakingNothingQueuesEverything() throws {
         let link = try establishedLink()
         link.server.directOutput = { _ in 0 }  // kernel buffer full
-        let response = pattern(20_000, seed: 7)
+        let response = pattern(10_000, seed: 7)
         XCTAssertEqual(response.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
         var wire: [UInt8] = []
         link.server.takeCiphertext(into: &wire)

@@ -85,6 +85,8 @@ public struct HubConfiguration: Sendable {
     public var retentionHours = 168
     /// Serves GET /bench/fixed (a fixed 8 KiB body) on the API listener, for `make bench` only.
     public var benchFixedResponse = false
+    /// Body size of GET /bench/fixed (benchmarks that vary the response size).
+    public var benchFixedBytes = 8192
 
     public init() {}
 }
@@ -183,6 +185,8 @@ extension HubConfiguration {
             $0.retentionHours = try int($1, 1...(3650 * 24)) },
         .init(name: "bench-fixed-response", kind: .flag, help: "serve GET /bench/fixed (8 KiB) for benchmarks") {
             $0.benchFixedResponse = try bool($1) },
+        .init(name: "bench-fixed-bytes", kind: .value, help: "body size of GET /bench/fixed") {
+            $0.benchFixedBytes = try int($1, 0...(4 << 20)) },
     ]
 
     /// Resolves the configuration: defaults, then the config file, then `RTPSTREAM_*`

@@ -153,7 +153,7 @@ public final class Hub {
         router.add(.get, "/api/v1/out/{ispb}/stream/start", RouteHandler(name: "pull_start") { pull.start($0) })
         router.add(.get, "/api/v1/out/{ispb}/stream/{token}", RouteHandler(name: "pull_next") { pull.next($0) })
         router.add(.delete, "/api/v1/out/{ispb}/stream/{token}", RouteHandler(name: "pull_delete") { pull.delete($0) })
-        if config.benchFixedResponse { BenchRoutes.add(to: &router) }
+        if config.benchFixedResponse { BenchRoutes.add(to: &router, bodyBytes: config.benchFixedBytes) }
         return router
     }
 

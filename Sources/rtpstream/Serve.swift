@@ -52,6 +52,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("dedup-window-seconds"), help: "Idempotency memory (default 86400).") var dedupWindowSeconds: String?
     @Option(name: .customLong("retention-hours"), help: "Age retention of acknowledged segments (default 168).") var retentionHours: String?
     @Flag(name: .customLong("bench-fixed-response"), help: "Serve GET /bench/fixed (8 KiB) for benchmarks.") var benchFixedResponse = false
+    @Option(name: .customLong("bench-fixed-bytes"), help: "Body size of GET /bench/fixed (default 8192).") var benchFixedBytes: String?
 
     /// Flags given on the command line, by option name, in the order of the option table.
     var flagEntries: [(String, String)] {
@@ -96,6 +97,7 @@ struct Serve: ParsableCommand {
         add("dedup-window-seconds", dedupWindowSeconds)
         add("retention-hours", retentionHours)
         if benchFixedResponse { add("bench-fixed-response", "true") }
+        add("bench-fixed-bytes", benchFixedBytes)
         return out
     }
 

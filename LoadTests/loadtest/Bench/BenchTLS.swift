@@ -5,9 +5,10 @@ import Glibc
 import TLS
 
 /// `loadtest bench tls`: keep-alive requests/s with mutual TLS against plaintext on the same
-/// route (`GET /bench/fixed`, 8 KiB), two hubs running side by side and measured in
-/// alternating rounds; then connections/s with a new connection per request: full mutual-TLS
-/// handshakes, resumed handshakes, and plaintext connects for reference.
+/// route (`GET /bench/fixed`, 8 KiB unless `--body-bytes`), two hubs running side by side and
+/// measured in alternating rounds; the hubs' memory per idle keep-alive connection; then
+/// connections/s with a new connection per request: full mutual-TLS handshakes, resumed
+/// handshakes, and plaintext connects for reference.
 struct BenchTLS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tls",
@@ -17,6 +18,9 @@ struct BenchTLS: ParsableCommand {
     @Option(help: "Concurrent keep-alive connections.") var connections = 50
     @Option(help: "Concurrent connections for the new-connection-per-request rounds.") var handshakeConnections = 16
     @Option(help: "Rounds per side (alternating; the median is reported).") var rounds = 3
+    @Option(help: "Response body bytes of GET /bench/fixed.") var bodyBytes = 8192
+    @Option(help: "Idle keep-alive connections opened to measure each hub's memory per connection (0: skip).") var memoryConnections = 500
+    @Flag(help: "Skip the new-connection-per-request rounds.") var keepAliveOnly = false
     @Option(help: "PSPs whose certificates the connections present (round-robin).") var psps = 10
     @Option(help: "Highest TLS version the client offers: 1.3, or 1.2 (ICOM's ECDHE-RSA-AES128-GCM-SHA256).") var tlsVersion = "1.3"
     @Option(help: "Directory for the JSON summary.") var output: String?
@@ -26,10 +30,10 @@ struct BenchTLS: ParsableCommand {
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         let load = ProcessCPU.loadAverage()
-        say(String(format: "bench tls: load average %.2f; %d keep-alive connections, %d for handshakes, %.0f s rounds × %d, TLS %@",
-                   load, connections, handshakeConnections, duration, rounds, tlsVersion as NSString))
+        say(String(format: "bench tls: load average %.2f; %d keep-alive connections, %d for handshakes, %.0f s rounds × %d, TLS %@, %d-byte body",
+                   load, connections, handshakeConnections, duration, rounds, tlsVersion as NSString, bodyBytes))
         let ispbs = Scenario.pspISPBs(psps)
-        let arguments = ["--bench-fixed-response"] + serverArg
+        let arguments = ["--bench-fixed-response", "--bench-fixed-bytes", String(bodyBytes)] + serverArg
         let tlsHub = try SpawnedHub(ispbs: ispbs, tls: true, certsDir: nil, keep: false, executable: rtpstream, log: say)
         defer { tlsHub.stop() }
         try tlsHub.startHub(tls: true, arguments: arguments)
@@ -41,10 +45,11 @@ struct BenchTLS: ParsableCommand {
         let loop = try Loop()
         defer { loop.close() }
 
-        func measure(_ label: String, _ hub: SpawnedHub, tls: Bool, connections: Int, reconnect: Bool = false, resume: Bool = false) -> GetBench.Result {
+        func measure(_ label: String, _ hub: SpawnedHub, tls: Bool, connections: Int, reconnect: Bool = false, resume: Bool = false,
+                     seconds: Double? = nil, whileOpen: (() -> Void)? = nil) -> GetBench.Result {
             let r = GetBench.run(loop: loop, host: "127.0.0.1", port: hub.apiPort, contexts: tls ? contexts : [], path: "/bench/fixed",
-                                 connections: connections, seconds: duration, reconnect: reconnect, resume: resume,
-                                 processes: [("rtpstream", hub.hubPID)])
+                                 connections: connections, seconds: seconds ?? duration, reconnect: reconnect, resume: resume,
+                                 processes: [("rtpstream", hub.hubPID)], whileOpen: whileOpen)
             let failures = r.failures.isEmpty ? "" : " failures \(r.failures)"
             say(String(format: "%@ %8.0f /s  p50 %.2f ms  p99 %.2f ms  hub cpu %.0f%%  loadtest cpu %.0f%%%@", label as NSString, r.rate,
                        r.ms(50), r.ms(99), r.cpuPercent["rtpstream"] ?? 0, r.cpuPercent["loadtest"] ?? 0, failures))
@@ -57,10 +62,25 @@ struct BenchTLS: ParsableCommand {
             plain.append(measure("round \(round) plaintext keep-alive       ", plainHub, tls: false, connections: connections))
             mtls.append(measure("round \(round) mutual TLS keep-alive      ", tlsHub, tls: true, connections: connections))
         }
+        // Memory: N more connections, each served requests for a second, then idle and open.
+        func kibPerConnection(_ label: String, _ hub: SpawnedHub, tls: Bool) -> Double {
+            guard memoryConnections > 0, let before = ProcessCPU.residentKiB(pid: hub.hubPID) else { return 0 }
+            var open = before
+            let r = measure(label, hub, tls: tls, connections: memoryConnections, seconds: 1) {
+                open = ProcessCPU.residentKiB(pid: hub.hubPID) ?? before
+            }
+            let perConnection = Double(open - before) / Double(memoryConnections)
+            say(String(format: "%@ hub RSS %d KiB -> %d KiB with %d idle connections open: %.1f KiB per connection%@", label as NSString,
+                       before, open, memoryConnections, perConnection, r.failures.isEmpty ? "" : " (failures \(r.failures))"))
+            return perConnection
+        }
+        let plainKiB = kibPerConnection("memory plaintext                ", plainHub, tls: false)
+        let tlsKiB = kibPerConnection("memory mutual TLS               ", tlsHub, tls: true)
+
         var full: [GetBench.Result] = []
         var resumed: [GetBench.Result] = []
         var connects: [GetBench.Result] = []
-        for round in 1...rounds {
+        for round in 1...rounds where !keepAliveOnly {
             full.append(measure("round \(round) full mTLS handshake + GET  ", tlsHub, tls: true, connections: handshakeConnections, reconnect: true))
             resumed.append(measure("round \(round) resumed handshake + GET    ", tlsHub, tls: true, connections: handshakeConnections,
                                    reconnect: true, resume: true))
@@ -73,11 +93,14 @@ struct BenchTLS: ParsableCommand {
         let paired = median(zip(mtls, plain).map { $0.rate / max(1, $1.rate) })
         say(String(format: "keep-alive: plaintext %.0f req/s, mutual TLS %.0f req/s, ratio %.2f (of medians; median of paired rounds %.2f; target ≥ 0.8)",
                    p, t, t / max(1, p), paired))
-        say(String(format: "new connection per request: full mTLS handshakes %.0f/s, resumed %.0f/s, plaintext %.0f/s", f, r, c))
+        if !keepAliveOnly {
+            say(String(format: "new connection per request: full mTLS handshakes %.0f/s, resumed %.0f/s, plaintext %.0f/s", f, r, c))
+        }
         let resumedShare = resumed.reduce(0.0) { $0 + Double($1.resumedHandshakes) } / max(1, resumed.reduce(0.0) { $0 + Double($1.resumedHandshakes + $1.fullHandshakes) })
         try writeSummary([
             "benchmark": "tls", "connections": connections, "handshakeConnections": handshakeConnections, "durationSeconds": duration,
-            "rounds": rounds, "tlsVersion": version.description, "loadAverageAtStart": load, "loadAverageAtEnd": ProcessCPU.loadAverage(),
+            "rounds": rounds, "tlsVersion": version.description, "bodyBytes": bodyBytes,
+            "memoryConnections": memoryConnections, "plaintextKiBPerConnection": plainKiB, "mutualTLSKiBPerConnection": tlsKiB, "loadAverageAtStart": load, "loadAverageAtEnd": ProcessCPU.loadAverage(),
             "plaintextRps": plain.map(\.rate), "mutualTLSRps": mtls.map(\.rate), "ratio": t / max(1, p), "pairedRatio": paired,
             "fullHandshakesPerSecond": full.map(\.rate), "resumedHandshakesPerSecond": resumed.map(\.rate),
             "resumedShareOfResumeRounds": resumedShare, "plaintextConnectsPerSecond": connects.map(\.rate),

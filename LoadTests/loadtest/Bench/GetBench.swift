@@ -41,9 +41,11 @@ final class GetBench {
 
     /// Runs on `loop` (which must be idle) and returns when done. `contexts[i % count]` is the
     /// TLS context of connection i (empty: plaintext). `processes`: CPU measured during the run.
+    /// `whileOpen`: called after the last response, before the connections close (idle
+    /// keep-alive connections, each having served requests).
     static func run(loop: Loop, host: String, port: Int, contexts: [TLSContext], path: String, connections: Int,
                     seconds: Double, reconnect: Bool = false, resume: Bool = false,
-                    processes: [(String, Int32)] = []) -> Result {
+                    processes: [(String, Int32)] = [], whileOpen: (() -> Void)? = nil) -> Result {
         let counters = ConnectionCounters()
         var result = Result()
         let workers = (0..<connections).map { i -> Worker in
@@ -118,6 +120,7 @@ final class GetBench {
             }
         }
         loop.run()
+        whileOpen?()
         for w in workers { w.connection.close() }
         stopTimer.stop()
         sweep.stop()

@@ -52,6 +52,14 @@ struct ProcessCPU {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    /// Resident set size in KiB (`/proc/<pid>/statm`, resident pages), nil when the process is gone.
+    static func residentKiB(pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * sysconf(Int32(_SC_PAGESIZE)) / 1024
+    }
+
     /// The 1-minute load average.
     static func loadAverage() -> Double {
         var loads = [Double](repeating: 0, count: 3)

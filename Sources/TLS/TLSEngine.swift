@@ -11,7 +11,8 @@ import COpenSSL
 /// straight from OpenSSL's buffer while nothing is pending; otherwise, and for what it does not take,
 /// OpenSSL appends them to an outbound buffer that the caller takes by swapping arrays (zero
 /// copy when the caller's array is empty). Plaintext is decrypted straight into the caller's
-/// buffer. In steady state nothing is allocated per call.
+/// buffer. In steady state a one-record response allocates nothing; a larger one allocates
+/// its ciphertext buffer once.
 public final class TLSEngine {
     /// The context this engine was made from (kept alive across reloads).
     public let context: TLSContext
@@ -29,8 +30,8 @@ public final class TLSEngine {
     /// Only one-record writes are offered: the records of a larger write, a handshake flight,
     /// session tickets and alerts are kept together for one socket write. One write per
     /// record cost more than the copy it saves (on loopback each write runs the whole TCP
-    /// path and wakes the reader: a 32 KiB response written as three records ran at 0.3 ×
-    /// plaintext against 0.6 with one write; docs/benchmarks.md).
+    /// path and wakes the reader: 32 KiB responses written as three records each ran at
+    /// 0.30 × plaintext, as one write at 0.43–0.47; docs/benchmarks.md).
     public var directOutput: ((UnsafeRawBufferPointer) -> Int)?
     /// True only inside a `writePlaintext` that fits in one record (read by the BIO).
     var offersDirectOutput = false

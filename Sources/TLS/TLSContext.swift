@@ -46,6 +46,10 @@ public final class TLSContext: @unchecked Sendable {
             try configureProtocol(ctx, min: config.minVersion, max: config.maxVersion,
                                   cipherList: config.cipherList, ciphersuites: config.ciphersuites)
             rtp_SSL_CTX_set_server_options(ctx)
+            // Idle keep-alive connections hold no record buffers (≈ 17 KiB each), as nginx
+            // does; the malloc and free per burst cost ≈ 1% of a request (docs/benchmarks.md).
+            // Clients (the load generator among them) keep theirs.
+            rtp_SSL_CTX_set_mode_release_buffers(ctx)
             let leaf = try loadIdentity(ctx, certPath: config.certPath, keyPath: config.keyPath,
                                         role: "TLS certificate", refuseExpired: true)
             let caCount = try loadClientTrust(ctx, caPath: config.clientCAPath)
@@ -162,9 +166,6 @@ extension TLSContext {
         rtp_SSL_CTX_set_mode_accept_moving_write_buffer(ctx)
         // The BIO is memory: reading ahead costs nothing and halves the BIO calls per record.
         rtp_SSL_CTX_set_read_ahead(ctx)
-        // Idle keep-alive connections hold no record buffers (≈ 17 KiB each), as nginx does;
-        // the malloc and free per burst cost ≈ 1% of a request (docs/benchmarks.md).
-        rtp_SSL_CTX_set_mode_release_buffers(ctx)
     }
 
     /// Certificate chain (leaf first) and matching private key.

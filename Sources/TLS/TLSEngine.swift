@@ -11,8 +11,9 @@ import COpenSSL
 /// straight from OpenSSL's buffer while nothing is pending; otherwise, and for what it does not take,
 /// OpenSSL appends them to an outbound buffer that the caller takes by swapping arrays (zero
 /// copy when the caller's array is empty). Plaintext is decrypted straight into the caller's
-/// buffer. In steady state a one-record response allocates nothing; a larger one allocates
-/// its ciphertext buffer once.
+/// buffer. In steady state the engine allocates nothing for a one-record response and one
+/// ciphertext buffer for a larger one (OpenSSL itself allocates and frees its record buffers
+/// per burst on servers: `SSL_MODE_RELEASE_BUFFERS`).
 public final class TLSEngine {
     /// The context this engine was made from (kept alive across reloads).
     public let context: TLSContext
@@ -31,7 +32,9 @@ public final class TLSEngine {
     /// session tickets and alerts are kept together for one socket write. One write per
     /// record cost more than the copy it saves (on loopback each write runs the whole TCP
     /// path and wakes the reader: 32 KiB responses written as three records each ran at
-    /// 0.30 × plaintext, as one write at 0.43–0.47; docs/benchmarks.md).
+    /// 0.30 × plaintext, as one write at 0.41–0.47; docs/benchmarks.md). A record OpenSSL
+    /// emits inside a one-record write (an alert, a KeyUpdate reply) is offered too; order
+    /// holds either way: nothing is offered while ciphertext is pending.
     public var directOutput: ((UnsafeRawBufferPointer) -> Int)?
     /// True only inside a `writePlaintext` that fits in one record (read by the BIO).
     var offersDirectOutput = false

@@ -55,6 +55,10 @@ final class DirectOutputTests: XCTestCase {
         XCTAssertEqual(small.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
         XCTAssertEqual(offers, 1)
         XCTAssertEqual(link.server.pendingCiphertextCount, 0)
+        // The offer ends with that write: a later alert is kept, not offered.
+        link.server.shutdown()
+        XCTAssertEqual(offers, 1)
+        XCTAssertGreaterThan(link.server.pendingCiphertextCount, 0)
     }
 
     func testHandshakeFlightsAndAlertsAreNotOfferedOneRecordAtATime() throws {

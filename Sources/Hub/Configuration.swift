@@ -83,7 +83,7 @@ public struct HubConfiguration: Sendable {
     public var workerThreads = 2
     public var dedupWindowSeconds = 86_400
     public var retentionHours = 168
-    /// Serves GET /bench/fixed (a fixed 8 KiB body) on the API listener, for `make bench` only.
+    /// Serves GET /bench/fixed (a fixed body, `benchFixedBytes`) on the API listener, for benchmarks only.
     public var benchFixedResponse = false
     /// Body size of GET /bench/fixed (benchmarks that vary the response size).
     public var benchFixedBytes = 8192
@@ -183,7 +183,7 @@ extension HubConfiguration {
             $0.dedupWindowSeconds = try int($1, 60...(90 * 86_400)) },
         .init(name: "retention-hours", kind: .value, help: "fully acknowledged segments older than this are deleted") {
             $0.retentionHours = try int($1, 1...(3650 * 24)) },
-        .init(name: "bench-fixed-response", kind: .flag, help: "serve GET /bench/fixed (8 KiB) for benchmarks") {
+        .init(name: "bench-fixed-response", kind: .flag, help: "serve GET /bench/fixed (8 KiB unless bench-fixed-bytes) for benchmarks") {
             $0.benchFixedResponse = try bool($1) },
         .init(name: "bench-fixed-bytes", kind: .value, help: "body size of GET /bench/fixed") {
             $0.benchFixedBytes = try int($1, 0...(4 << 20)) },

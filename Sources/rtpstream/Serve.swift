@@ -51,7 +51,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("worker-threads"), help: "XML validation threads (default 2).") var workerThreads: String?
     @Option(name: .customLong("dedup-window-seconds"), help: "Idempotency memory (default 86400).") var dedupWindowSeconds: String?
     @Option(name: .customLong("retention-hours"), help: "Age retention of acknowledged segments (default 168).") var retentionHours: String?
-    @Flag(name: .customLong("bench-fixed-response"), help: "Serve GET /bench/fixed (8 KiB) for benchmarks.") var benchFixedResponse = false
+    @Flag(name: .customLong("bench-fixed-response"), help: "Serve GET /bench/fixed (8 KiB unless --bench-fixed-bytes) for benchmarks.") var benchFixedResponse = false
     @Option(name: .customLong("bench-fixed-bytes"), help: "Body size of GET /bench/fixed (default 8192).") var benchFixedBytes: String?
 
     /// Flags given on the command line, by option name, in the order of the option table.

@@ -78,9 +78,11 @@ final class ServeProcessTests: XCTestCase {
         bench-fixed-response = true
         data-dir = \(dir.path)/from-file
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let server = try ServerProcess(arguments: ["--config", configPath],
+        let server = try ServerProcess(arguments: ["--config", configPath, "--bench-fixed-bytes", "100"],
                                        environment: ["RTPSTREAM_REGION": "sa-east-1"])
-        XCTAssertEqual(try server.client().roundTrip("GET /bench/fixed HTTP/1.1\r\nHost: t\r\n\r\n").status, 200)
+        let fixed = try server.client().roundTrip("GET /bench/fixed HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertEqual(fixed.status, 200)
+        XCTAssertEqual(fixed.body.count, 100, "--bench-fixed-bytes from the command line")
         XCTAssertTrue(server.stderr.contains("region=sa-east-1"), server.stderr)
         server.kill(SIGTERM)
         XCTAssertEqual(server.waitForExit(), 0)

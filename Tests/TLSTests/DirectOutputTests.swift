@@ -13,6 +13,24 @@ final class DirectOutputTests: XCTestCase {
         return link
     }
 
+    /// Stands in for a socket's `writeNow`: counts the offers and keeps what it takes.
+    private final class DirectSocket {
+        var offers = 0
+        var taken: [UInt8] = []
+        private let take: (Int) -> Int
+
+        /// `takes`: how many bytes of an offer of n it takes (default: all of them).
+        init(on engine: TLSEngine, takes: @escaping (Int) -> Int = { $0 }) {
+            take = takes
+            engine.directOutput = { [self] record in
+                offers += 1
+                let count = take(record.count)
+                taken.append(contentsOf: record[0..<count])
+                return count
+            }
+        }
+    }
+
     /// Feeds `wire` to the client and returns what it decrypts.
     private func clientDecrypts(_ link: Link, _ wire: [UInt8]) -> [UInt8] {
         wire.withUnsafeBytes { link.client.feed($0) }
@@ -23,56 +41,42 @@ final class DirectOutputTests: XCTestCase {
 
     func testRecordsGoToDirectOutputWhenNothingIsPending() throws {
         let link = try establishedLink()
-        var wire: [UInt8] = []
-        var offers = 0
-        link.server.directOutput = { record in
-            offers += 1
-            wire.append(contentsOf: record)
-            return record.count
-        }
+        let socket = DirectSocket(on: link.server)
         let response = pattern(16_384, seed: 3)  // exactly one full record
         XCTAssertEqual(response.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
         XCTAssertEqual(link.server.pendingCiphertextCount, 0, "everything was taken directly")
-        XCTAssertEqual(offers, 1)
-        XCTAssertEqual(clientDecrypts(link, wire), response)
+        XCTAssertEqual(socket.offers, 1)
+        XCTAssertEqual(clientDecrypts(link, socket.taken), response)
     }
 
     func testRecordsOfALargerWriteAreKeptForOneSocketWrite() throws {
         let link = try establishedLink()
-        var offers = 0
-        link.server.directOutput = { record in
-            offers += 1
-            return record.count
-        }
+        let socket = DirectSocket(on: link.server)
         let response = pattern(16_385, seed: 12)  // one byte more: two records
         XCTAssertEqual(response.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
-        XCTAssertEqual(offers, 0, "a record per socket write costs more than the copy it saves")
+        XCTAssertEqual(socket.offers, 0, "a record per socket write costs more than the copy it saves")
         var wire: [UInt8] = []
         link.server.takeCiphertext(into: &wire)
         XCTAssertEqual(clientDecrypts(link, wire), response)
         // The next one-record write is offered again.
         let small = pattern(700, seed: 13)
         XCTAssertEqual(small.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
-        XCTAssertEqual(offers, 1)
+        XCTAssertEqual(socket.offers, 1)
         XCTAssertEqual(link.server.pendingCiphertextCount, 0)
         // The offer ends with that write: a later alert is kept, not offered.
         link.server.shutdown()
-        XCTAssertEqual(offers, 1)
+        XCTAssertEqual(socket.offers, 1)
         XCTAssertGreaterThan(link.server.pendingCiphertextCount, 0)
     }
 
     func testHandshakeFlightsAndAlertsAreNotOfferedOneRecordAtATime() throws {
         let link = try Link(clientConfig: fixture.clientConfig(fixture.client(Fixture.ispbA)),
                             serverConfig: fixture.serverConfig())
-        var offers = 0
-        link.server.directOutput = { record in
-            offers += 1
-            return record.count
-        }
+        let socket = DirectSocket(on: link.server)
         link.handshake()
         XCTAssertTrue(link.server.handshakeComplete)
         link.server.shutdown()
-        XCTAssertEqual(offers, 0)
+        XCTAssertEqual(socket.offers, 0)
         var wire: [UInt8] = []
         link.server.takeCiphertext(into: &wire)
         wire.withUnsafeBytes { link.client.feed($0) }
@@ -82,38 +86,32 @@ final class DirectOutputTests: XCTestCase {
 
     func testWhatDirectOutputLeavesIsKeptInOrderAndLaterRecordsQueueBehindIt() throws {
         let link = try establishedLink()
-        var direct: [UInt8] = []
-        var offers = 0
-        link.server.directOutput = { record in
-            // A socket whose kernel buffer takes only 100 bytes of the first offer.
-            offers += 1
-            let taken = min(100, record.count)
-            direct.append(contentsOf: record[0..<taken])
-            return taken
-        }
+        // A socket whose kernel buffer takes only 100 bytes of the first offer.
+        let socket = DirectSocket(on: link.server) { min(100, $0) }
         let first = pattern(12_000, seed: 4)
         let second = pattern(500, seed: 5)
         XCTAssertEqual(first.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
         XCTAssertEqual(second.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
-        XCTAssertEqual(offers, 1, "once ciphertext is pending, later records must not overtake it")
-        XCTAssertEqual(direct.count, 100)
+        XCTAssertEqual(socket.offers, 1, "once ciphertext is pending, later records must not overtake it")
+        XCTAssertEqual(socket.taken.count, 100)
         var rest: [UInt8] = []
         link.server.takeCiphertext(into: &rest)
-        XCTAssertEqual(clientDecrypts(link, direct + rest), first + second)
+        XCTAssertEqual(clientDecrypts(link, socket.taken + rest), first + second)
         // Nothing pending any more: the next record is offered directly again.
         let third = pattern(50, seed: 6)
-        direct.removeAll()
+        socket.taken.removeAll()
         XCTAssertEqual(third.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
-        XCTAssertEqual(offers, 2)
+        XCTAssertEqual(socket.offers, 2)
         XCTAssertEqual(link.server.pendingCiphertextCount, 0)
-        XCTAssertEqual(clientDecrypts(link, direct), third)
+        XCTAssertEqual(clientDecrypts(link, socket.taken), third)
     }
 
     func testDirectOutputTakingNothingQueuesEverything() throws {
         let link = try establishedLink()
-        link.server.directOutput = { _ in 0 }  // kernel buffer full
+        let socket = DirectSocket(on: link.server) { _ in 0 }  // kernel buffer full
         let response = pattern(10_000, seed: 7)
         XCTAssertEqual(response.withUnsafeBytes { link.server.writePlaintext($0) }, .ok)
+        XCTAssertEqual(socket.offers, 1)
         var wire: [UInt8] = []
         link.server.takeCiphertext(into: &wire)
         XCTAssertEqual(clientDecrypts(link, wire), response)

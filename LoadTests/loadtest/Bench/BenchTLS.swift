@@ -64,7 +64,7 @@ struct BenchTLS: ParsableCommand {
         }
         // Memory: N more connections, each served requests for a second, then idle and open.
         // RSS growth, not live bytes: heap freed by the earlier rounds is reused (lower) and
-        // the busy second's high-water mark stays resident (higher) — good to about ±10%.
+        // the busy second's high-water mark stays resident (higher) — good to about ±10–20%.
         func kibPerConnection(_ label: String, _ hub: SpawnedHub, tls: Bool) -> Double {
             guard memoryConnections > 0, let before = ProcessCPU.residentKiB(pid: hub.hubPID) else { return 0 }
             var open = before

@@ -2,6 +2,10 @@
 /// parameters, e.g. `/api/v1/out/{ispb}/stream/{token}`; a parameter matches one non-empty
 /// segment. Literal segments win over parameters at the same position.
 ///
+/// A route answers only the methods it was added for: HEAD is not implied by GET, because a
+/// GET route may change state (following a pull pointer acknowledges a batch) and a HEAD that
+/// runs it would do so without delivering anything. A route that is safe to HEAD adds `.head`.
+///
 /// Matching walks the path's UTF-8 bytes once per candidate pattern without allocating; the
 /// route values live apart from the (non-generic) patterns, so an unspecialized caller pays
 /// for generics once per match, not per segment.
@@ -11,7 +15,7 @@ public struct Router<Route> {
 
     public enum Match {
         case found(Route, RouteParameters)
-        /// The path exists for other methods.
+        /// The path exists for other methods: each listed once, in the order they were added.
         case methodNotAllowed([HTTPMethod])
         case notFound
     }
@@ -32,10 +36,10 @@ public struct Router<Route> {
         var allowed: [HTTPMethod] = []
         for pattern in patterns {
             guard let params = pattern.match(path) else { continue }
-            if pattern.method == method || (method == .head && pattern.method == .get) {
+            if pattern.method == method {
                 return .found(routes[pattern.routeIndex], params)
             }
-            allowed.append(pattern.method)
+            if !allowed.contains(pattern.method) { allowed.append(pattern.method) }
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed)
     }

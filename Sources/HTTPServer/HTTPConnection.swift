@@ -157,7 +157,7 @@ final class HTTPConnection {
             let ctx = RequestContext(request: request, params: RouteParameters(), routeName: "unmatched",
                                      peer: transport.peer, receivedNs: now, connection: self)
             inFlight = ctx
-            ctx.respond(problem: Problem(.notFound, detail: "no resource at \(request.path)"))
+            ctx.respond(problem: Problem(.notFound, detail: "no resource at this path"))
         }
     }
 

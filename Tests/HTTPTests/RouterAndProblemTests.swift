@@ -36,6 +36,33 @@ final class RouterAndProblemTests: XCTestCase {
         }
     }
 
+    /// HEAD is never implied by GET (a GET route may change state: following a pull pointer
+    /// acknowledges); the Allow list names each method once.
+    func testHeadOnlyWhereAddedAndAllowListsEachMethodOnce() {
+        var router = Router<String>()
+        router.add(.get, "/api/v1/out/{ispb}/stream/start", "start")
+        router.add(.get, "/api/v1/out/{ispb}/stream/{token}", "next")
+        router.add(.delete, "/api/v1/out/{ispb}/stream/{token}", "delete")
+        router.add(.get, "/healthz", "health")
+        router.add(.head, "/healthz", "health")
+
+        guard case .methodNotAllowed(let a1) = router.match(method: .head, path: "/api/v1/out/1/stream/start") else {
+            return XCTFail("HEAD of a GET route must be 405")
+        }
+        // `start` also matches `{token}`: GET twice, DELETE once.
+        XCTAssertEqual(a1, [.get, .delete])
+        guard case .methodNotAllowed(let a2) = router.match(method: .head, path: "/api/v1/out/1/stream/tok") else {
+            return XCTFail("HEAD of a pointer must be 405")
+        }
+        XCTAssertEqual(a2, [.get, .delete])
+        guard case .methodNotAllowed = router.match(method: .options, path: "/api/v1/out/1/stream/tok") else {
+            return XCTFail("OPTIONS must be 405")
+        }
+        guard case .found("health", _) = router.match(method: .head, path: "/healthz") else {
+            return XCTFail("a route added for HEAD answers it")
+        }
+    }
+
     func testProblemXMLIsEscapedAndCapped() {
         let p = Problem(.headerNotAllowed, detail: "<script>&\u{01}" + String(repeating: "z", count: 5000))
         let xml = String(decoding: p.xmlDocument, as: UTF8.self)

@@ -51,9 +51,10 @@ public final class BlockingTLSClient {
         try flush()
     }
 
-    public func readResponse() throws -> HTTPClientResponse {
+    /// Reads one response; `headRequest` when it answers a HEAD (a head without a body).
+    public func readResponse(headRequest: Bool = false) throws -> HTTPClientResponse {
         while true {
-            if case .response(let r) = parser.next() { return r }
+            if case .response(let r) = parser.next(headRequest: headRequest) { return r }
             let bytes = try socket.receiveRaw()
             if bytes.isEmpty { throw ClientError("connection closed before a response") }
             bytes.withUnsafeBytes { engine.feed($0) }

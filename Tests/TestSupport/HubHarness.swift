@@ -78,7 +78,7 @@ public final class HubClient {
             let r = bytes.withUnsafeBytes { tlsClient.engine.writePlaintext($0) }
             if case .failed(let f) = r { throw ClientError("TLS write failed: \(f.reason)") }
             try tlsClient.flushPublic()
-            return try tlsClient.readResponse()
+            return try tlsClient.readResponse(headRequest: method == "HEAD")
         }
         try plain!.send(bytes)
         while true {

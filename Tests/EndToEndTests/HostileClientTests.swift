@@ -1,0 +1,65 @@
+import Foundation
+import HTTP
+import TestSupport
+import XCTest
+
+/// What a client holding a valid certificate must not be able to do to a message or to the
+/// hub: acknowledge without receiving, learn what the error catalog does not say, or get a
+/// request half-understood. Real binary, mutual TLS, Redis.
+final class HostileClientTests: XCTestCase {
+    /// HEAD of `stream/start` and of a pointer is 405 with a correct `Allow` and changes
+    /// nothing: the message they would have leased and acknowledged is still delivered, once,
+    /// to a GET.
+    func testHeadNeverLeasesOrAcknowledges() throws {
+        let hub = try HubHarness(arguments: ["--long-poll-seconds", "0"])
+        let outbox = Outbox()
+        let ids = try outbox.send(2, from: hub.client(Pull.a), to: Pull.b)
+        let client = try hub.client(Pull.b)
+
+        let headStart = try client.request("HEAD", Pull.startPath(Pull.b))
+        XCTAssertEqual(headStart.status, 405)
+        XCTAssertEqual(headStart.header("Allow"), "GET, DELETE")
+        XCTAssertNil(headStart.header("PI-ResourceId"))
+        XCTAssertNil(headStart.header("PI-Pull-Next"))
+
+        let first = try client.start(accept: Pull.xml)
+        XCTAssertEqual(first.ids, [ids[0]])
+        let pointer = try XCTUnwrap(first.next)
+        let headNext = try client.request("HEAD", pointer)
+        XCTAssertEqual(headNext.status, 405)
+        XCTAssertEqual(headNext.header("Allow"), "GET, DELETE")
+        for method in ["OPTIONS", "PUT", "PATCH", "POST"] {
+            let length = method == "OPTIONS" || method == "POST" ? [] : [("Content-Length", "0")]
+            let r = try client.request(method, pointer, headers: length)
+            XCTAssertEqual(r.status, 405, method)
+            XCTAssertEqual(r.header("Allow"), "GET, DELETE", method)
+        }
+        XCTAssertEqual(try hub.metrics()["rtpstream_pull_messages_acknowledged_total"] ?? 0, 0,
+                       "nothing acknowledged by HEAD or other methods")
+
+        // The pointer still names the same batch: a retry of the *start* is not possible, but
+        // abandoning the stream (DELETE of the first pointer acknowledges ids[0]) and a fresh
+        // start must deliver ids[1], and only then is ids[1] acknowledged.
+        let second = try client.pull(pointer, accept: Pull.xml)
+        XCTAssertEqual(second.ids, [ids[1]])
+        XCTAssertEqual(second.bodies.first, outbox.bodies[ids[1]])
+        XCTAssertEqual(try client.delete(XCTUnwrap(second.next)).status, 200)
+        XCTAssertEqual(try hub.metrics()["rtpstream_pull_messages_acknowledged_total"], 2)
+
+        // The admin listener's read-only routes still answer HEAD.
+        let admin = try BlockingClient(port: hub.server.adminPort, timeoutMs: 5000)
+        try admin.send(Array("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        XCTAssertEqual(try admin.readResponse(headRequest: true).status, 200)
+    }
+
+    /// The 404 detail does not echo the request path (the catalog's promise): nothing a client
+    /// sends is reflected into a response it did not author.
+    func testNotFoundDoesNotEchoThePath() throws {
+        let hub = try HubHarness(arguments: ["--long-poll-seconds", "0"])
+        let client = try hub.client(Pull.a)
+        let r = try client.request("GET", "/api/v1/zzz-echo-me/<b>")
+        XCTAssertEqual(r.status, 404)
+        let text = String(decoding: r.body, as: UTF8.self)
+        XCTAssertFalse(text.contains("zzz-echo-me"), text)
+    }
+}

@@ -235,6 +235,9 @@ public struct HTTPRequestParser: Sendable {
         }
         var contentLength: Int?
         var chunked = false
+        // A well-formed coding we do not implement is 501, but only once every field line has
+        // parsed: a malformed head is 400 whatever coding it names first.
+        var unsupportedCoding = false
         var hostCount = 0
         var connectionClose = false
         var connectionKeepAlive = false
@@ -264,11 +267,9 @@ public struct HTTPRequestParser: Sendable {
                 }
                 contentLength = n
             case "transfer-encoding":
-                guard !chunked else { return .error(.init(.badRequest, "more than one Transfer-Encoding")) }
-                guard field.value.lowercased() == "chunked" else {
-                    return .error(.init(.notImplemented, "only the chunked transfer coding is supported"))
-                }
-                chunked = true
+                guard !chunked && !unsupportedCoding else { return .error(.init(.badRequest, "more than one Transfer-Encoding")) }
+                guard Self.isTokenList(field.value) else { return .error(.init(.badRequest, "malformed Transfer-Encoding")) }
+                if field.value.lowercased() == "chunked" { chunked = true } else { unsupportedCoding = true }
             case "host":
                 hostCount += 1
             case "connection":
@@ -281,6 +282,9 @@ public struct HTTPRequestParser: Sendable {
                 break
             }
             request.headers.append(field)
+        }
+        if unsupportedCoding {
+            return .error(.init(.notImplemented, "only the chunked transfer coding is supported"))
         }
         if request.minorVersion == 1 && hostCount != 1 {
             return .error(.init(.badRequest, hostCount == 0 ? "missing Host" : "more than one Host"))
@@ -448,6 +452,17 @@ public struct HTTPRequestParser: Sendable {
         case 65...70: Int(c - 55)
         case 97...102: Int(c - 87)
         default: nil
+        }
+    }
+
+    /// A Transfer-Encoding value's shape: one or more comma-separated codings, each a token
+    /// optionally followed by `;` parameters (not interpreted). Empty elements are malformed.
+    static func isTokenList(_ s: String) -> Bool {
+        let elements = s.split(separator: ",", omittingEmptySubsequences: false)
+        return elements.allSatisfy { element in
+            let name = element.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingSpaces
+            return !name.isEmpty && name.utf8.allSatisfy(isTokenByte)
+                && name.utf8.last.map { $0 != 32 && $0 != 9 } ?? false
         }
     }
 

@@ -16,8 +16,20 @@ public struct MultipartPart: Sendable, Equatable {
 }
 
 public struct MultipartError: Error, Equatable, Sendable {
+    /// What went wrong, for callers that map it to a response (never match on `detail`).
+    public enum Kind: Sendable, Equatable {
+        /// The framing is broken (boundary, CRLF, headers, an unclosed part).
+        case malformed
+        /// More parts than the caller allows.
+        case tooManyParts
+        /// Well framed, but not a single part between the boundaries.
+        case noParts
+    }
+
+    public let kind: Kind
     public let detail: String
-    public init(_ d: String) { detail = d }
+    public init(_ kind: Kind = .malformed, _ d: String) { self.kind = kind; detail = d }
+    public init(_ d: String) { self.init(.malformed, d) }
 }
 
 /// RFC 2046 multipart bodies: a strict parser (CRLF only, bounded part count and header size)
@@ -44,12 +56,15 @@ public enum Multipart {
         while true {
             // After a boundary: "--" closes, CRLF opens a part (transport padding tolerated).
             while pos < body.count && (body[pos] == 32 || body[pos] == 9) { pos += 1 }
-            if pos + 1 < body.count && body[pos] == 45 && body[pos + 1] == 45 { return parts }
+            if pos + 1 < body.count && body[pos] == 45 && body[pos + 1] == 45 {
+                guard !parts.isEmpty else { throw MultipartError(.noParts, "no part between the boundaries") }
+                return parts
+            }
             guard pos + 1 < body.count, body[pos] == 13, body[pos + 1] == 10 else {
                 throw MultipartError("boundary not followed by CRLF")
             }
             pos += 2
-            guard parts.count < partsMax else { throw MultipartError("more than \(partsMax) parts") }
+            guard parts.count < partsMax else { throw MultipartError(.tooManyParts, "more than \(partsMax) parts") }
             guard let next = search(delimiter, in: body, from: pos) else { throw MultipartError("part \(parts.count + 1) not closed") }
             parts.append(try parsePart(body[pos..<next], index: parts.count + 1))
             pos = next + delimiter.count

@@ -131,10 +131,11 @@ final class SendRoute {
                     return (part.body, nil)
                 }
             } catch let e as MultipartError {
-                if e.detail.hasPrefix("more than") {
-                    return .failed(Problem(.tooManyParts, detail: "a request carries at most \(partsMax) messages"))
+                switch e.kind {
+                case .tooManyParts: return .failed(Problem(.tooManyParts, detail: "a request carries at most \(partsMax) messages"))
+                case .noParts: return .failed(Problem(.malformedMultipart, detail: "a multipart request carries at least one message"))
+                case .malformed: return .failed(Problem(.malformedMultipart, detail: e.detail))
                 }
-                return .failed(Problem(.malformedMultipart, detail: e.detail))
             } catch {
                 return .failed(Problem(.malformedMultipart, detail: "malformed multipart body"))
             }

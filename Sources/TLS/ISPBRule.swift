@@ -9,8 +9,9 @@ import COpenSSL
 ///   non-digits or the ends of the value (runs of 7 or 9+ digits never match, so a 14-digit
 ///   CNPJ is not mistaken for an ISPB); or `whole`: the value is exactly 8 ASCII digits.
 ///
-/// The first value that yields an ISPB wins. A certificate whose subject yields none is
-/// refused during the handshake. Default: `CN` (`CN:run`).
+/// Every value is examined; the subject must yield exactly one distinct ISPB. A certificate
+/// whose subject yields none, or two different ones, is refused during the handshake.
+/// Default: `CN:whole` (the safe rule: nothing else in the value can be mistaken for an ISPB).
 public struct ISPBRule: Sendable, Equatable, CustomStringConvertible {
     public enum Match: String, Sendable {
         /// First run of exactly 8 ASCII digits in the value.
@@ -25,7 +26,7 @@ public struct ISPBRule: Sendable, Equatable, CustomStringConvertible {
     /// OpenSSL's numeric id of `attribute`.
     let nid: Int32
 
-    /// `CN:run`.
+    /// `CN:whole`.
     public static let `default` = try! ISPBRule(parsing: TLSDefaults.ispbRule)
 
     /// Parses `ATTRIBUTE[:MATCH]`; throws a one-line reason for an unknown attribute or match.
@@ -55,31 +56,39 @@ public struct ISPBRule: Sendable, Equatable, CustomStringConvertible {
         lhs.nid == rhs.nid && lhs.match == rhs.match
     }
 
-    /// The ISPB found in `values` (the attribute's values in subject order), or nil.
+    /// The ISPB found in `values` (the attribute's values in subject order), or nil when none
+    /// or more than one distinct ISPB is found: a subject that names two ISPBs is ambiguous and
+    /// never resolves to either (`CN=87654321 12345678` under `run` is refused).
     public func ispb(inValues values: [String]) -> String? {
+        var found: String?
         for value in values {
-            if let found = ispb(in: value) { return found }
+            for candidate in ispbs(in: value) {
+                if let found, found != candidate { return nil }
+                found = candidate
+            }
         }
-        return nil
+        return found
     }
 
-    func ispb(in value: String) -> String? {
+    /// Every ISPB `value` yields under this rule's match, in order.
+    func ispbs(in value: String) -> [String] {
         let bytes = Array(value.utf8)
         switch match {
         case .whole:
-            guard bytes.count == ISPBRule.digitsCount, bytes.allSatisfy(ISPBRule.isDigit) else { return nil }
-            return value
+            guard bytes.count == ISPBRule.digitsCount, bytes.allSatisfy(ISPBRule.isDigit) else { return [] }
+            return [value]
         case .run:
+            var runs: [String] = []
             var index = 0
             while index < bytes.count {
                 guard ISPBRule.isDigit(bytes[index]) else { index += 1; continue }
                 let start = index
                 while index < bytes.count, ISPBRule.isDigit(bytes[index]) { index += 1 }
                 if index - start == ISPBRule.digitsCount {
-                    return String(decoding: bytes[start..<index], as: UTF8.self)
+                    runs.append(String(decoding: bytes[start..<index], as: UTF8.self))
                 }
             }
-            return nil
+            return runs
         }
     }
 

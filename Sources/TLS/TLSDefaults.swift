@@ -26,8 +26,8 @@ public enum TLSDefaults {
     static let ticketsPerHandshake = 1
     /// Longest accepted client chain below the trust anchor.
     public static let verifyDepthMax: Int32 = 4
-    /// The ISPB rule: first run of exactly 8 digits in the subject CN.
-    public static let ispbRule = "CN"
+    /// The ISPB rule: the subject CN is exactly 8 digits.
+    public static let ispbRule = "CN:whole"
     /// Require extended key usage clientAuth in client certificates.
     public static let requireClientAuthExtendedKeyUsage = true
 

@@ -124,7 +124,7 @@ extension TLSEngine {
             }
         }
         if rule.ispb(inValues: X509Text.subjectValues(cert, nid: rule.nid)) == nil {
-            return refuse(storeContext, .noISPB, "certificate refused: no ISPB in subject under rule \(rule): \(subject)")
+            return refuse(storeContext, .noISPB, "certificate refused: no single ISPB in subject under rule \(rule): \(subject)")
         }
         return true
     }

@@ -279,7 +279,7 @@ public final class TLSEngine {
         }
         let identity = PeerIdentity(certificate: cert, ispbRule: context.ispbRule)
         if let rule = context.ispbRule, identity.ispb == nil {
-            return TLSFailure(.peerCertificate(.noISPB), "certificate refused: no ISPB in subject under rule \(rule): \(identity.subject)")
+            return TLSFailure(.peerCertificate(.noISPB), "certificate refused: no single ISPB in subject under rule \(rule): \(identity.subject)")
         }
         if X509_cmp_current_time(X509_get0_notAfter(cert)) < 0 {
             return TLSFailure(.peerCertificate(.expired), "certificate expired (resumed session): \(identity.subject)")

@@ -27,7 +27,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("tls-max-version"), help: "Highest TLS version: 1.2 or 1.3 (default 1.3).") var tlsMaxVersion: String?
     @Option(name: .customLong("tls-ciphers"), help: "TLS 1.2 cipher list (OpenSSL syntax).") var tlsCiphers: String?
     @Option(name: .customLong("tls-ciphersuites"), help: "TLS 1.3 cipher suites (OpenSSL syntax).") var tlsCiphersuites: String?
-    @Option(name: .customLong("tls-ispb-rule"), help: "ISPB location in the client subject: ATTR[:run|whole] (default CN).") var tlsISPBRule: String?
+    @Option(name: .customLong("tls-ispb-rule"), help: "ISPB location in the client subject: ATTR[:run|whole] (default CN:whole).") var tlsISPBRule: String?
     @Flag(name: .customLong("insecure-plaintext"), help: "Plain HTTP on the API listener (development only).") var insecurePlaintext = false
     @Option(name: .customLong("long-poll-seconds"), help: "Pull wait before 204 (default 5).") var longPollSeconds: String?
     @Option(name: .customLong("stream-idle-seconds"), help: "Abandoned stream release time (default 30).") var streamIdleSeconds: String?

@@ -24,11 +24,20 @@ final class BodyCodingTests: XCTestCase {
         let body = Array("preamble\r\n--b\r\nContent-Type: application/xml\r\n\r\n<a/>\r\n--b\r\n\r\n<b/>\r\n--b--\r\nepilogue".utf8)
         let parts = try Multipart.parse(body, boundary: "b", partsMax: 10)
         XCTAssertEqual(parts.map { String(decoding: $0.body, as: UTF8.self) }, ["<a/>", "<b/>"])
-        XCTAssertThrowsError(try Multipart.parse(body, boundary: "b", partsMax: 1))
+        XCTAssertThrowsError(try Multipart.parse(body, boundary: "b", partsMax: 1)) {
+            XCTAssertEqual(($0 as? MultipartError)?.kind, .tooManyParts)
+        }
         XCTAssertThrowsError(try Multipart.parse(Array("--b\r\n\r\n<a/>".utf8), boundary: "b", partsMax: 10))
         XCTAssertThrowsError(try Multipart.parse(Array("--b\r\nBad Header\r\n\r\nx\r\n--b--".utf8), boundary: "b", partsMax: 10))
         XCTAssertThrowsError(try Multipart.parse(Array("no boundary here".utf8), boundary: "b", partsMax: 10))
-        XCTAssertEqual(try Multipart.parse(Array("--b--\r\n".utf8), boundary: "b", partsMax: 10).count, 0)
+        // A closing boundary alone is well framed but carries nothing: its own kind (a request
+        // with no message is a problem, not a 207 with zero parts).
+        XCTAssertThrowsError(try Multipart.parse(Array("--b--\r\n".utf8), boundary: "b", partsMax: 10)) {
+            XCTAssertEqual(($0 as? MultipartError)?.kind, .noParts)
+        }
+        XCTAssertThrowsError(try Multipart.parse(Array("no boundary here".utf8), boundary: "b", partsMax: 10)) {
+            XCTAssertEqual(($0 as? MultipartError)?.kind, .malformed)
+        }
     }
 
     func testMediaTypeParsing() {

@@ -97,21 +97,37 @@ final class ClientCertificateTests: XCTestCase {
 
     // MARK: - ISPB rule, end to end
 
-    func testISPBFoundInsideTheCommonName() throws {
+    private func runRuleServer() throws -> TLSServerConfig {
+        var server = fixture.serverConfig()
+        server.ispbRule = try ISPBRule(parsing: "CN:run")
+        return server
+    }
+
+    func testISPBFoundInsideTheCommonNameUnderRunRule() throws {
         let pair = try fixture.issueClient(name: "cn-run", subject: [("O", "Banco 1"), ("CN", "spi-33334444.banco.example")])
-        let link = try connect(pair)
+        let link = try connect(pair, server: try runRuleServer())
         XCTAssertTrue(link.server.handshakeComplete, failureReason(link.serverResult))
         XCTAssertEqual(link.server.peerIdentity?.ispb, "33334444")
+        // The default rule wants the whole CN: the same certificate is refused.
+        assertRefused(try connect(pair), .noISPB, reasonContains: "no single ISPB in subject under rule CN:whole")
+    }
+
+    /// A CN naming two ISPBs resolves to neither, under either rule (the hostile-client probe:
+    /// `CN=87654321 12345678` used to act as 87654321).
+    func testTwoISPBsInTheSubjectAreRefused() throws {
+        let pair = try fixture.issueClient(name: "two", subject: [("CN", "87654321 12345678")])
+        assertRefused(try connect(pair), .noISPB, reasonContains: "CN:whole")
+        assertRefused(try connect(pair, server: try runRuleServer()), .noISPB, reasonContains: "CN:run")
     }
 
     func testSubjectWithoutISPBIsRefusedAtHandshake() throws {
         let pair = try fixture.issueClient(name: "no-ispb", subject: [("O", "55556666"), ("CN", "spi.banco.example")])
-        assertRefused(try connect(pair), .noISPB, reasonContains: "no ISPB in subject under rule CN:run")
+        assertRefused(try connect(pair, server: try runRuleServer()), .noISPB, reasonContains: "no single ISPB in subject under rule CN:run")
     }
 
     func testFourteenDigitCNPJIsNotAnISPB() throws {
         let pair = try fixture.issueClient(name: "cnpj", subject: [("CN", "Banco CNPJ 12345678000195")])
-        assertRefused(try connect(pair, version: .tls12), .noISPB, reasonContains: "CNPJ 12345678000195")
+        assertRefused(try connect(pair, version: .tls12, server: try runRuleServer()), .noISPB, reasonContains: "CNPJ 12345678000195")
     }
 
     func testOrganizationalUnitRuleScansEveryValue() throws {

@@ -94,7 +94,7 @@ final class ContextConfigTests: XCTestCase {
         XCTAssertTrue(context.isServer)
         XCTAssertTrue(context.summary.contains("CN=localhost"), context.summary)
         XCTAssertTrue(context.summary.contains("crl.pem"), context.summary)
-        XCTAssertTrue(context.summary.contains("ISPB rule CN:run"), context.summary)
+        XCTAssertTrue(context.summary.contains("ISPB rule CN:whole"), context.summary)
         XCTAssertFalse(try TLSContext.client(fixture.clientConfig(nil)).isServer)
     }
 

@@ -3,20 +3,25 @@ import TLS
 
 /// The ISPB rule as pure logic over subject attribute values.
 final class ISPBRuleTests: XCTestCase {
-    func testDefaultRuleIsFirstEightDigitRunInCN() {
-        XCTAssertEqual(ISPBRule.default.description, "CN:run")
+    func testDefaultRuleIsTheWholeCN() {
+        XCTAssertEqual(ISPBRule.default.description, "CN:whole")
         XCTAssertEqual(ISPBRule.default.attribute, "CN")
-        XCTAssertEqual(ISPBRule.default.match, .run)
+        XCTAssertEqual(ISPBRule.default.match, .whole)
+        XCTAssertNil(ISPBRule.default.ispb(inValues: ["87654321 12345678"]), "two ISPBs in one CN")
+        XCTAssertNil(ISPBRule.default.ispb(inValues: ["psp-12345678.example"]))
     }
 
-    func testRunMatching() {
-        let rule = ISPBRule.default
+    func testRunMatching() throws {
+        let rule = try ISPBRule(parsing: "CN:run")
         XCTAssertEqual(rule.ispb(inValues: ["12345678"]), "12345678")
         XCTAssertEqual(rule.ispb(inValues: ["00000000"]), "00000000", "leading zeros are kept")
         XCTAssertEqual(rule.ispb(inValues: ["psp-12345678.example"]), "12345678")
         XCTAssertEqual(rule.ispb(inValues: ["BANCO X S.A.:60701190"]), "60701190")
         XCTAssertEqual(rule.ispb(inValues: ["1234567 87654321"]), "87654321", "a 7-digit run is skipped")
-        XCTAssertEqual(rule.ispb(inValues: ["11111111 22222222"]), "11111111", "the first run wins")
+        XCTAssertNil(rule.ispb(inValues: ["11111111 22222222"]), "two ISPBs: ambiguous, refused")
+        XCTAssertNil(rule.ispb(inValues: ["87654321 12345678"]), "the probe's subject")
+        XCTAssertNil(rule.ispb(inValues: ["11111111", "22222222"]), "two values naming different ISPBs")
+        XCTAssertEqual(rule.ispb(inValues: ["11111111", "x-11111111"]), "11111111", "the same ISPB twice is one")
         XCTAssertNil(rule.ispb(inValues: ["123456789"]), "9 digits are not an ISPB")
         XCTAssertNil(rule.ispb(inValues: ["12345678000195"]), "a CNPJ is not an ISPB")
         XCTAssertNil(rule.ispb(inValues: ["spi.bank.example"]))
@@ -33,12 +38,13 @@ final class ISPBRuleTests: XCTestCase {
         XCTAssertNil(rule.ispb(inValues: ["ISPB 12345678"]))
         XCTAssertNil(rule.ispb(inValues: ["1234567"]))
         XCTAssertEqual(rule.ispb(inValues: ["x", "87654321"]), "87654321")
+        XCTAssertNil(rule.ispb(inValues: ["12345678", "87654321"]), "two values naming different ISPBs")
     }
 
     func testParsing() throws {
         XCTAssertEqual(try ISPBRule(parsing: "OU").description, "OU:run")
-        XCTAssertEqual(try ISPBRule(parsing: "CN:run"), ISPBRule.default)
-        XCTAssertEqual(try ISPBRule(parsing: "commonName"), ISPBRule.default, "long names name the same attribute")
+        XCTAssertEqual(try ISPBRule(parsing: "CN:whole"), ISPBRule.default)
+        XCTAssertEqual(try ISPBRule(parsing: "commonName:whole"), ISPBRule.default, "long names name the same attribute")
         XCTAssertNoThrow(try ISPBRule(parsing: "2.5.4.5"), "dotted OIDs work")
         XCTAssertThrowsError(try ISPBRule(parsing: "notAnAttribute")) { error in
             XCTAssertTrue("\(error)".contains("unknown subject attribute"), "\(error)")

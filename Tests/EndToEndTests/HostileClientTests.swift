@@ -62,4 +62,29 @@ final class HostileClientTests: XCTestCase {
         let text = String(decoding: r.body, as: UTF8.self)
         XCTAssertFalse(text.contains("zzz-echo-me"), text)
     }
+
+    /// Requests that used to be half-understood: a multipart body with no part was a 207 with
+    /// zero parts; an empty Transfer-Encoding followed by a folded line was 501. Both are 400
+    /// problems now, and the connection is not reused after them.
+    func testEmptyMultipartAndMalformedTransferEncodingAre400() throws {
+        let hub = try HubHarness(tls: false, arguments: ["--long-poll-seconds", "0"])
+        func ask(_ request: String) throws -> (Int, String) {
+            let c = try BlockingClient(port: hub.apiPort, timeoutMs: 5000)
+            try c.send(Array(request.utf8))
+            let r = try c.readResponse()
+            return (r.status, r.bodyText)
+        }
+        let empty = "--B--\r\n"
+        let (s1, b1) = try ask("POST /api/v1/in/\(Pull.a)/msgs HTTP/1.1\r\nHost: x\r\n"
+                               + "Content-Type: multipart/mixed; boundary=B\r\nContent-Length: \(empty.utf8.count)\r\n\r\n\(empty)")
+        XCTAssertEqual(s1, 400, b1)
+        XCTAssertTrue(b1.contains("urn:rtpstream:problem:malformed-multipart"), b1)
+        XCTAssertTrue(b1.contains("at least one message"), b1)
+
+        let (s2, b2) = try ask("POST /api/v1/in/\(Pull.a)/msgs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n")
+        XCTAssertEqual(s2, 400, b2)
+        let (s3, _) = try ask("POST /api/v1/in/\(Pull.a)/msgs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+        XCTAssertEqual(s3, 501, "a well-formed coding we do not implement is still 501")
+        XCTAssertEqual(try hub.metrics()["rtpstream_send_messages_total{outcome=\"stored\"}"] ?? 0, 0, "nothing stored")
+    }
 }

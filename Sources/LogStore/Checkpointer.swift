@@ -72,7 +72,7 @@ final class Checkpointer: Sendable {
                     try persistIndex(snap.partition, segment, below: segment === snap.active ? snap.position : Int64.max)
                     let t = Clock.monotonicNanoseconds()
                     do {
-                        try io.sync(segment.descriptor())
+                        try segment.withDescriptor { (fd) throws(FileIOError) in try io.sync(fd) }
                     } catch {
                         snap.partition.discardProgress(reason: "segment fdatasync failed: \(error)")
                         throw error

@@ -12,6 +12,11 @@ public struct LogStoreConfig: Sendable {
     /// messages just sent costs no disk read and no checksum); 0 turns the cache off.
     public var tailCacheBytesMax = 1 << 20
 
+    /// Segment files kept open at most, over all partitions: beyond it the least recently used
+    /// idle ones close and reopen on their next use. Bounds the descriptors that partitions of
+    /// many (or invented) recipients can take.
+    public var openSegmentsMax = 1024
+
     // Group commit
     /// A commit group holds at most this many records...
     public var groupRecordsMax = 8192
@@ -85,6 +90,7 @@ public struct LogStoreConfig: Sendable {
         try check(payloadBytesMax + keyBytesMax + 64 <= segmentBytesMax,
                   "a maximal record must fit a segment")
         try check(batchRecordsMax >= 1, "batchRecordsMax >= 1")
+        try check(openSegmentsMax >= 1, "openSegmentsMax >= 1")
         try check(journalBytesMax >= 1 << 16, "journalBytesMax >= 64 KiB")
         try check(dedupWindowMs >= 0 && idempotencyEntriesMax >= 1, "idempotency limits")
         try check(retentionAgeMs >= 0 && partitionBytesMax >= Int64(segmentBytesMax) && storeBytesMax >= 0,

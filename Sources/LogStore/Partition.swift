@@ -63,17 +63,21 @@ final class Partition: Sendable {
     let number: UInt32
     let directory: String
     let io: any FileIO
+    /// Bounds the store's open segment files (nil: unbounded).
+    let descriptors: DescriptorCache?
     let state: Mutex<PartitionState>
     let writer: WriterOwned<PartitionWriterState>
     /// The newest durable records, for readers of the tail (`LogStoreConfig.tailCacheBytesMax`).
     let tail = Mutex(TailCache())
 
-    init(name: String, key: PartitionKey?, number: UInt32, directory: String, io: any FileIO) {
+    init(name: String, key: PartitionKey?, number: UInt32, directory: String, io: any FileIO,
+         descriptors: DescriptorCache?) {
         self.name = name
         self.key = key
         self.number = number
         self.directory = directory
         self.io = io
+        self.descriptors = descriptors
         self.state = Mutex(PartitionState())
         self.writer = WriterOwned(PartitionWriterState())
     }
@@ -96,8 +100,8 @@ final class Partition: Sendable {
 
         func flushRun(_ w: inout PartitionWriterState) throws(FileIOError) {
             guard runBytes > 0, let active = w.active else { return }
-            let fd = try active.descriptor()
-            try io.writeAll(fd, UnsafeRawBufferPointer(rebasing: frames[runStart..<(runStart + runBytes)]), at: w.activeBytes)
+            let run = UnsafeRawBufferPointer(rebasing: frames[runStart..<(runStart + runBytes)])
+            try active.withDescriptor { (fd) throws(FileIOError) in try io.writeAll(fd, run, at: w.activeBytes) }
             w.activeBytes += Int64(runBytes)
             w.progress[w.progress.count - 1].bytes = w.activeBytes
             runStart += runBytes
@@ -137,8 +141,8 @@ final class Partition: Sendable {
     private func openSegment(_ w: inout PartitionWriterState, base: UInt64) throws(FileIOError) {
         if w.active == nil { try io.makeDirectory(directory) }
         let fd = try io.open("\(directory)/\(Segment.logName(base))", create: true)
-        let segment = Segment(base: base, directory: directory, io: io, descriptor: fd)
-        try io.truncate(fd, to: 0)
+        do { try io.truncate(fd, to: 0) } catch { io.close(fd); throw error }
+        let segment = Segment(base: base, directory: directory, io: io, cache: descriptors, descriptor: fd)
         if io.exists(segment.indexPath) { try io.remove(segment.indexPath) }
         w.active = segment
         w.activeBytes = 0

@@ -76,7 +76,8 @@ extension Partition {
     private func scanSegment(_ info: SegmentInfo, position: Int64, expected first: UInt64, target: UInt64, limit: UInt64,
                              budget: inout ReadBudget) throws(LogStoreError) -> ScanOutcome {
         let fd: FileDescriptor
-        do { fd = try info.segment.descriptor() } catch { throw LogStoreError.io("\(error)") }
+        do { fd = try info.segment.pin() } catch { throw LogStoreError.io("\(error)") }
+        defer { info.segment.unpin() }
         // Start small (a pull reads ten messages of a few KiB) and grow as frames need.
         let chunk = Int(min(info.bytes - position, Int64(min(max(16 << 10, budget.maxBytes &+ (4 << 10)), 128 << 10))))
         var scanner = FileScanner(io: io, file: fd, from: position, limit: info.bytes, chunkBytes: max(chunk, 1))
@@ -146,7 +147,8 @@ extension Partition {
     /// segment's durable bytes; stops quietly at an invalid frame (reads report it).
     private func extendIndex(_ index: inout SparseIndex, info: SegmentInfo, indexIntervalBytes: Int) throws(LogStoreError) {
         let fd: FileDescriptor
-        do { fd = try info.segment.descriptor() } catch { throw LogStoreError.io("\(error)") }
+        do { fd = try info.segment.pin() } catch { throw LogStoreError.io("\(error)") }
+        defer { info.segment.unpin() }
         let startEntry = index.floor(UInt64.max >> 1) ?? (0, 0)
         var expected = info.base + startEntry.relativeOffset
         var lastIndexed: Int64? = index.lastPosition

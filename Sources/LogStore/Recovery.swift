@@ -206,7 +206,8 @@ struct Recovery {
             for range in scannedRanges[p.number] ?? [] {
                 guard let info = current.first(where: { $0.segment === range.segment }), info.bytes > range.from else { continue }
                 let fd: FileDescriptor
-                do { fd = try info.segment.descriptor() } catch { throw ioError(error) }
+                do { fd = try info.segment.pin() } catch { throw ioError(error) }
+                defer { info.segment.unpin() }
                 try rewrite(fd, from: range.from, to: info.bytes)
                 var w = p.writer.value
                 if !w.dirtySegments.contains(where: { $0 === info.segment }) { w.dirtySegments.append(info.segment) }
@@ -228,7 +229,8 @@ struct Recovery {
         var expected = info.base + entry.relativeOffset
         var position = entry.position
         let fd: FileDescriptor
-        do { fd = try info.segment.descriptor() } catch { throw ioError(error) }
+        do { fd = try info.segment.pin() } catch { throw ioError(error) }
+        defer { info.segment.unpin() }
         var scanner = FileScanner(io: io, file: fd, from: entry.position, limit: info.bytes)
         do {
             _ = try scanner.scan { buffer, at, filePosition in

@@ -56,7 +56,7 @@ extension Recovery {
 
         var infos: [SegmentInfo] = []
         for i in 0..<scanFrom {
-            let segment = Segment(base: bases[i], directory: p.directory, io: io)
+            let segment = Segment(base: bases[i], directory: p.directory, io: io, cache: p.descriptors)
             let bytes = (try? io.size(atPath: segment.logPath)) ?? 0
             infos.append(SegmentInfo(segment: segment, bytes: bytes, endOffset: bases[i + 1], index: nil,
                                      sealed: true, checkpointed: true))
@@ -67,7 +67,7 @@ extension Recovery {
         var stopped = false
         for i in scanFrom..<bases.count {
             let base = bases[i]
-            let segment = Segment(base: base, directory: p.directory, io: io)
+            let segment = Segment(base: base, directory: p.directory, io: io, cache: p.descriptors)
             if stopped || (i > scanFrom && base != end) {
                 let bytes = (try? io.size(atPath: segment.logPath)) ?? 0
                 cut(p, file: segment.logPath, position: 0, bytes: bytes, firstOffset: base,
@@ -79,10 +79,9 @@ extension Recovery {
             }
             let fd: FileDescriptor
             let size: Int64
-            do {
-                fd = try segment.descriptor()
-                size = try io.size(fd)
-            } catch { throw ioError(error) }
+            do { fd = try segment.pin() } catch { throw ioError(error) }
+            defer { segment.unpin() }
+            do { size = try io.size(fd) } catch { throw ioError(error) }
             let trustedBytes = i == scanFrom ? scanPosition : 0
             if trustedBytes > size {
                 failPartition(p, "checkpointed data missing: \(segment.logPath) has \(size) bytes, checkpoint says \(trustedBytes)",

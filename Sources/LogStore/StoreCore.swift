@@ -122,6 +122,8 @@ final class StoreCore: Sendable {
     let sink: any CompletionSink
     let hasher: SipHash128
     let registry = Mutex(Registry())
+    /// Bounds the open segment files of every partition (`LogStoreConfig.openSegmentsMax`).
+    let descriptors: DescriptorCache
     let submission: ConditionLock<SubmissionState>
     let consumers = Mutex<[String: AckTracker]>([:])
     let checkpoints = ConditionLock(CheckpointQueueState())
@@ -139,6 +141,7 @@ final class StoreCore: Sendable {
         self.metrics = metrics
         self.sink = sink
         self.hasher = hasher
+        descriptors = DescriptorCache(capacity: config.openSegmentsMax, evictions: metrics.segmentFilesEvicted)
         var keys = IdempotencyIndex(entriesMax: config.idempotencyEntriesMax)
         keys.reserveCapacity(1 << 16)
         self.submission = ConditionLock(SubmissionState(keys: keys))
@@ -150,7 +153,8 @@ final class StoreCore: Sendable {
             if let p = r.byName[name] { return p }
             guard create else { return nil }
             let p = Partition(name: name, key: name == StorePaths.quarantineName ? nil : PartitionKey(name),
-                              number: UInt32(r.byNumber.count), directory: paths.partitionDirectory(name), io: io)
+                              number: UInt32(r.byNumber.count), directory: paths.partitionDirectory(name), io: io,
+                              descriptors: descriptors)
             r.byName[name] = p
             r.byNumber.append(p)
             return p
@@ -166,6 +170,7 @@ final class StoreCore: Sendable {
     func updateGauges(journalBytes: Int64 = 0) {
         let all = allPartitions
         metrics.partitions.record(all.filter { $0.key != nil }.count)
+        metrics.openSegmentFiles.record(descriptors.openCount)
         metrics.diskBytes.record(all.reduce(journalBytes) { $0 + $1.state.withLock { $0.bytes } })
     }
 }

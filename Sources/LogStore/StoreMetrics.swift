@@ -26,6 +26,8 @@ struct StoreMetrics: Sendable {
     let idempotencyEntries: Gauge
     let idempotencyEvictedEarly: Counter
     let failures: Counter
+    let openSegmentFiles: Gauge
+    let segmentFilesEvicted: Counter
 
     init(factory: any MetricsFactory) {
         func counter(_ label: String, _ dims: [(String, String)] = []) -> Counter {
@@ -55,5 +57,7 @@ struct StoreMetrics: Sendable {
         idempotencyEntries = Gauge(label: "logstore_idempotency_entries", dimensions: [], factory: factory)
         idempotencyEvictedEarly = counter("logstore_idempotency_evicted_early_total")
         failures = counter("logstore_failures_total")
+        openSegmentFiles = Gauge(label: "logstore_open_segment_files", dimensions: [], factory: factory)
+        segmentFilesEvicted = counter("logstore_segment_files_closed_total")
     }
 }

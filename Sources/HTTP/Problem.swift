@@ -49,6 +49,7 @@ public struct ProblemType: Sendable, Hashable, CustomStringConvertible {
     public static let messageIDInvalid = ProblemType(slug: "message-id-invalid", title: "Message id missing or invalid", status: 422)
     public static let senderUnresolved = ProblemType(slug: "sender-unresolved", title: "Sender could not be determined", status: 422)
     public static let recipientUnresolved = ProblemType(slug: "recipient-unresolved", title: "No usable recipient", status: 422)
+    public static let unknownRecipient = ProblemType(slug: "unknown-recipient", title: "Recipient is not a participant", status: 422)
     public static let recipientAmbiguous = ProblemType(slug: "recipient-ambiguous", title: "Recipient is ambiguous", status: 422)
     public static let senderMismatch = ProblemType(slug: "sender-mismatch", title: "Message sender is not the path ISPB", status: 403)
     public static let backlogFull = ProblemType(slug: "recipient-backlog-full", title: "Recipient's backlog is over its limit", status: 429)
@@ -68,7 +69,7 @@ public struct ProblemType: Sendable, Hashable, CustomStringConvertible {
         .invalidISPB, .forbiddenISPB,
         .invalidEncoding, .tooManyParts, .malformedMultipart, .documentTooLarge, .depthExceeded, .doctypeForbidden,
         .notWellFormed, .unknownNamespace, .schemaInvalid, .notBusinessMessage, .messageIDInvalid,
-        .senderUnresolved, .recipientUnresolved, .recipientAmbiguous, .senderMismatch, .backlogFull,
+        .senderUnresolved, .recipientUnresolved, .unknownRecipient, .recipientAmbiguous, .senderMismatch, .backlogFull,
         .commitQueueFull, .storageUnavailable,
         .unknownPointer, .streamGone, .slotsExhausted, .rateLimited,
     ]

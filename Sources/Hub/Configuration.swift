@@ -1,4 +1,5 @@
 import Logging
+import TLS
 
 /// A listening address.
 public struct HostPort: Sendable, Equatable, CustomStringConvertible {
@@ -59,7 +60,7 @@ public struct HubConfiguration: Sendable {
     public var tlsMaxVersion = "1.3"
     public var tlsCiphers: String?
     public var tlsCiphersuites: String?
-    public var tlsISPBRule = "CN"
+    public var tlsISPBRule = TLSDefaults.ispbRule
     public var insecurePlaintext = false
     public var longPollSeconds = 5
     public var streamIdleSeconds = 30
@@ -80,6 +81,10 @@ public struct HubConfiguration: Sendable {
     public var participantsFile: String?
     public var decompressedBytesMax = 4 * 1024 * 1024
     public var partitionBacklogMax = 1_000_000
+    /// Segment files the log store keeps open at most (idle ones close and reopen on use).
+    public var openSegmentsMax = 1024
+    /// ISPBs with their own per-ISPB gauge series at most (the rest only in the totals).
+    public var ispbMetricsMax = 2000
     public var workerThreads = 2
     public var dedupWindowSeconds = 86_400
     public var retentionHours = 168
@@ -177,6 +182,10 @@ extension HubConfiguration {
             $0.decompressedBytesMax = try int($1, 1024...(256 << 20)) },
         .init(name: "partition-backlog-max", kind: .value, help: "undelivered messages per recipient before sends get 429") {
             $0.partitionBacklogMax = try int($1, 1...1_000_000_000) },
+        .init(name: "open-segments-max", kind: .value, help: "segment files kept open at most; idle ones close and reopen on use") {
+            $0.openSegmentsMax = try int($1, 16...1_000_000) },
+        .init(name: "ispb-metrics-max", kind: .value, help: "ISPBs with their own per-ISPB gauge series at most") {
+            $0.ispbMetricsMax = try int($1, 0...1_000_000) },
         .init(name: "worker-threads", kind: .value, help: "threads for XML validation (libuv pool)") {
             $0.workerThreads = try int($1, 1...64) },
         .init(name: "dedup-window-seconds", kind: .value, help: "how long a (sender, message id) is remembered for idempotency") {

@@ -63,6 +63,7 @@ public final class Hub {
         var storeConfig = LogStoreConfig()
         storeConfig.dedupWindowMs = Int64(config.dedupWindowSeconds) * 1000
         storeConfig.retentionAgeMs = Int64(config.retentionHours) * 3_600_000
+        storeConfig.openSegmentsMax = config.openSegmentsMax
         storeConfig.payloadBytesMax = max(config.decompressedBytesMax, storeConfig.quarantinePayloadBytesMax + 8192)
         let t0 = Loop.hrtimeNs
         let store: LogStore
@@ -118,7 +119,9 @@ public final class Hub {
 
     private func readiness() -> (ready: Bool, reason: String) {
         if shuttingDown { return (false, "shutting down") }
-        return ready ? (true, "ready") : (false, "starting")
+        guard ready else { return (false, "starting") }
+        if let failure = store?.failure { return (false, "storage: \(failure)") }
+        return (true, "ready")
     }
 
     private func apiConfig() -> HTTPServerConfig {

@@ -38,6 +38,8 @@ final class PullService {
     private var draining = false
     /// Live streams and held requests over all partitions (kept, not recounted per request).
     private var openStreams = 0
+    /// Partitions that have their own gauge series (at most `--ispb-metrics-max`).
+    private var gaugedPartitions = 0
     private var waitingRequests = 0
     /// Streams closed while Redis could not be told; released again by the sweep once Redis
     /// answers, so that their slots do not stay taken there until their leases run out.
@@ -62,14 +64,16 @@ final class PullService {
         let key: PartitionKey
         let consumers: PartitionConsumers
         var waiters: [Waiter] = []
-        let gauges: PartitionGauges
+        /// nil beyond `--ispb-metrics-max` ISPBs: senders choose recipients, so the number of
+        /// per-ISPB series must not be theirs to choose (the totals still count everything).
+        let gauges: PartitionGauges?
         /// Timestamp of the record at the ack floor, for the lag gauge (read once per floor).
         var floorTimestamp: (offset: UInt64, ms: Int64)?
 
-        init(key: PartitionKey, consumers: PartitionConsumers) {
+        init(key: PartitionKey, consumers: PartitionConsumers, gauged: Bool) {
             self.key = key
             self.consumers = consumers
-            gauges = PartitionGauges(ispb: key.ispb)
+            gauges = gauged ? PartitionGauges(ispb: key.ispb) : nil
         }
     }
 
@@ -128,7 +132,9 @@ final class PullService {
                                            ackFloor: min(max(durable.ackFloor, services.store.startOffset(key)), end),
                                            ackedAbove: Set(durable.ackedAboveFloor), endOffset: end)
         let now = services.loop.nowMs
-        let s = PartitionState(key: key, consumers: consumers)
+        let gauged = gaugedPartitions < services.config.ispbMetricsMax
+        if gauged { gaugedPartitions += 1 } else { metrics.ungaugedPartitions.increment() }
+        let s = PartitionState(key: key, consumers: consumers, gauged: gauged)
         partitions[ispb] = s
         for lease in durable.leases where lease.sequence <= UInt64(UInt32.max) {
             if consumers.restore(id: lease.stream, sequence: UInt32(lease.sequence), batch: lease.offsets, nowMs: now) {
@@ -623,7 +629,7 @@ final class PullService {
         openStreams += 1
         if restored { metrics.restoredStreams.increment() } else { metrics.streamsOpened.increment() }
         metrics.streamsOpen.record(openStreams)
-        s.gauges.slotsInUse.record(s.consumers.streams.count)
+        s.gauges?.slotsInUse.record(s.consumers.streams.count)
     }
 
     private func streamClosed(_ s: PartitionState, stream: UInt64, expired: Bool) {
@@ -635,7 +641,7 @@ final class PullService {
         releaseInRedis(StreamRef(ispb: s.key.ispb, stream: stream))
         if expired { metrics.streamsExpired.increment() } else { metrics.streamsClosed.increment() }
         metrics.streamsOpen.record(openStreams)
-        s.gauges.slotsInUse.record(s.consumers.streams.count)
+        s.gauges?.slotsInUse.record(s.consumers.streams.count)
     }
 
     /// Closes a live stream (DELETE, unreadable batch). A request of it still held (one that
@@ -684,9 +690,9 @@ final class PullService {
             if !expired.isEmpty { wake(s) }
             s.consumers.pruneTombstones(nowMs: now, ttlMs: max(idleMs * 10, Self.tombstoneTTLMsMin))
             backlogTotal += s.consumers.backlog
-            s.gauges.backlog.record(Int64(s.consumers.backlog))
-            s.gauges.leased.record(s.consumers.leasedCount)
-            s.gauges.lag.record(lagSeconds(s, wallMs: wallMs))
+            s.gauges?.backlog.record(Int64(s.consumers.backlog))
+            s.gauges?.leased.record(s.consumers.leasedCount)
+            s.gauges?.lag.record(lagSeconds(s, wallMs: wallMs))
         }
         metrics.streamsOpen.record(openStreams)
         metrics.backlogTotal.record(Int64(backlogTotal))
@@ -817,6 +823,8 @@ final class PullMetrics {
     let localSlotDecisions = Counter(label: "rtpstream_pull_local_slot_decisions_total")
     let redisFallback = Gauge(label: "rtpstream_pull_redis_fallback")
     let backlogTotal = Gauge(label: "rtpstream_pull_backlog_messages_total")
+    /// Partitions beyond `--ispb-metrics-max` (no per-ISPB series of their own).
+    let ungaugedPartitions = Counter(label: "rtpstream_pull_partitions_without_gauges_total")
     private let refusals: [Refusal: Counter] = [
         .slots: Counter(label: "rtpstream_pull_refused_total", dimensions: [("reason", Refusal.slots.rawValue)]),
         .localSlots: Counter(label: "rtpstream_pull_refused_total", dimensions: [("reason", Refusal.localSlots.rawValue)]),

@@ -147,7 +147,7 @@ final class SendRoute {
             case .accepted(let info):
                 return DecodedPart(bytes: part.bytes, outcome: .success(info), messageIdHint: info.messageId)
             case .rejected(let r):
-                let type = ProblemType.bySlug(r.code.rawValue) ?? .schemaInvalid
+                let type = ProblemType.forReject(r.code)
                 var detail = r.detail
                 if let line = r.line { detail += " (line \(line))" }
                 return DecodedPart(bytes: part.bytes, outcome: .failure(Problem(type, detail: detail)), messageIdHint: nil)

@@ -23,6 +23,8 @@ public enum RejectCode: String, Sendable, CaseIterable {
     case recipientUnresolved = "recipient-unresolved"
     /// The recipient is the creditor agent but the transactions name different ones.
     case recipientAmbiguous = "recipient-ambiguous"
+    /// The recipient ISPB is not a participant of the closed directory (`--participants`).
+    case unknownRecipient = "unknown-recipient"
 }
 
 /// A rejected message: a stable code, a sanitized and capped detail (printable ASCII only,

@@ -6,12 +6,17 @@
 /// system code ("USABA:111111111") or bare ("111111111"), or an `Othr/Id` value.
 public struct ParticipantDirectory: Sendable, Equatable {
     private var ispbByIdentifier: [String: String]
+    /// When set, only these ISPBs (every ISPB the directory lists) may receive messages: any
+    /// other recipient is refused before anything is stored, so senders cannot create
+    /// partitions for invented ISPBs. nil: any 8-digit recipient is accepted.
+    public let participants: Set<String>?
 
     /// An empty directory: only 8-digit identifiers resolve.
     public static let empty = ParticipantDirectory(entries: [:])
 
-    /// `entries` maps identifier to ISPB; every ISPB must be 8 ASCII digits.
-    public init(entries: [String: String]) {
+    /// `entries` maps identifier to ISPB; every ISPB must be 8 ASCII digits. `closed`: only
+    /// the listed ISPBs are participants (`admits`).
+    public init(entries: [String: String], closed: Bool = false) {
         var map: [String: String] = [:]
         for (identifier, ispb) in entries {
             precondition(ParticipantDirectory.isISPB(ispb), "ISPB for \(identifier) must be 8 digits")
@@ -21,10 +26,15 @@ public struct ParticipantDirectory: Sendable, Equatable {
             map[ParticipantDirectory.bic8(key)] = ispb
         }
         ispbByIdentifier = map
+        participants = closed ? Set(entries.values) : nil
     }
 
+    /// Whether `ispb` may receive messages: always without a closed directory.
+    public func admits(_ ispb: String) -> Bool { participants?.contains(ispb) ?? true }
+
     /// Loads a directory file: one `identifier ISPB` pair per line, separated by spaces or tabs;
-    /// blank lines and lines starting with '#' are ignored. Throws on a malformed line, a
+    /// blank lines and lines starting with '#' are ignored. A loaded directory is closed: the
+    /// ISPBs it lists are the participants (a line `ISPB ISPB` lists one with no other name). Throws on a malformed line, a
     /// non-8-digit ISPB, or an identifier listed twice with different ISPBs.
     public static func load(path: String) throws -> ParticipantDirectory {
         let bytes = try readFile(path, bytesMax: 64 * 1024 * 1024)
@@ -45,7 +55,7 @@ public struct ParticipantDirectory: Sendable, Equatable {
             }
             entries[identifier] = ispb
         }
-        return ParticipantDirectory(entries: entries)
+        return ParticipantDirectory(entries: entries, closed: true)
     }
 
     /// Number of identifiers (after BIC normalization).

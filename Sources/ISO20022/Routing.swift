@@ -73,6 +73,9 @@ struct Router {
         case .conflicting(let path):
             return reject(.recipientAmbiguous, "the transactions name different \(path) institutions")
         }
+        guard directory.admits(recipientISPB) else {
+            return reject(.unknownRecipient, "recipient \(recipientISPB) is not a participant")
+        }
         return .accepted(MessageInfo(senderISPB: senderISPB, recipientISPB: recipientISPB, messageId: messageId,
                                      messageType: messageType, namespace: namespace))
     }

@@ -24,6 +24,17 @@ public final class LogStore: Sendable {
     /// and leases are served; appends are held and submitted once it is ready.
     public var idempotencyIndexReady: Bool { core.submission.withLock { $0.keysReady } }
 
+    /// Why the store cannot take every write now, or nil when it can: the whole store failed
+    /// (a journal write or fdatasync), or some partitions refuse appends until reopened. For
+    /// readiness probes; cheap (one lock per partition).
+    public var failure: String? {
+        if let f = core.submission.withLock({ $0.failure }) { return "\(f)" }
+        let failed = core.allPartitions.compactMap { p in p.failure.map { (p.name, $0) } }
+        guard let first = failed.first else { return nil }
+        return failed.count == 1 ? "partition \(first.0) failed: \(first.1)"
+                                 : "\(failed.count) partitions failed, first \(first.0): \(first.1)"
+    }
+
     private init(core: StoreCore, writer: Writer, checkpointer: Checkpointer) {
         self.core = core
         self.writer = writer

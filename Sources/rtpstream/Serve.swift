@@ -48,6 +48,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Participant directory file (identifier ISPB per line).") var participants: String?
     @Option(name: .customLong("decompressed-bytes-max"), help: "Largest body after gzip decoding (default 4194304).") var decompressedBytesMax: String?
     @Option(name: .customLong("partition-backlog-max"), help: "Undelivered messages per recipient before 429 (default 1000000).") var partitionBacklogMax: String?
+    @Option(name: .customLong("open-segments-max"), help: "Segment files kept open at most (default 1024).") var openSegmentsMax: String?
+    @Option(name: .customLong("ispb-metrics-max"), help: "ISPBs with per-ISPB gauges at most (default 2000).") var ispbMetricsMax: String?
     @Option(name: .customLong("worker-threads"), help: "XML validation threads (default 2).") var workerThreads: String?
     @Option(name: .customLong("dedup-window-seconds"), help: "Idempotency memory (default 86400).") var dedupWindowSeconds: String?
     @Option(name: .customLong("retention-hours"), help: "Age retention of acknowledged segments (default 168).") var retentionHours: String?
@@ -93,6 +95,8 @@ struct Serve: ParsableCommand {
         add("participants", participants)
         add("decompressed-bytes-max", decompressedBytesMax)
         add("partition-backlog-max", partitionBacklogMax)
+        add("open-segments-max", openSegmentsMax)
+        add("ispb-metrics-max", ispbMetricsMax)
         add("worker-threads", workerThreads)
         add("dedup-window-seconds", dedupWindowSeconds)
         add("retention-hours", retentionHours)

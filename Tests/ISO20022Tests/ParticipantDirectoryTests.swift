@@ -24,6 +24,12 @@ final class ParticipantDirectoryTests: XCTestCase {
         let directory = try ParticipantDirectory.load(path: path)
         XCTAssertEqual(directory.ispb(for: .init(kind: .bic, value: "BOFAUS3N")), "11111111")
         XCTAssertEqual(directory.ispb(for: .init(kind: .clearingMember(system: "USABA"), value: "021000021")), "22222222")
+        // A loaded directory is closed: its ISPBs are the participants, nothing else.
+        XCTAssertEqual(directory.participants, ["11111111", "22222222"])
+        XCTAssertTrue(directory.admits("22222222"))
+        XCTAssertFalse(directory.admits("33333333"), "an 8-digit ISPB the directory does not list")
+        XCTAssertTrue(ParticipantDirectory.empty.admits("33333333"), "no directory: any ISPB")
+        XCTAssertTrue(ParticipantDirectory(entries: ["X": "11111111"]).admits("33333333"), "entries alone do not close it")
     }
 
     func testLoadErrorsNameTheLine() {

@@ -1,6 +1,7 @@
 import EventLoop
 import HTTP
 import Logging
+import TLS
 
 /// One client connection: bytes in through the transport into the strict parser, one request
 /// at a time to its handler (pipelined requests wait, in order), responses out through the
@@ -305,6 +306,9 @@ final class HTTPConnection {
             if inFlight == nil && !socket.hasPendingWrites { close() }
         }
     }
+
+    /// The client certificate's identity, once the TLS handshake completed.
+    var peerIdentity: PeerIdentity? { transport.peerIdentity }
 
     func close() {
         guard !closed else { return }

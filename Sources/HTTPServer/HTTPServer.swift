@@ -39,10 +39,24 @@ public final class HTTPServer {
         metrics = ServerMetrics(listener: config.name)
     }
 
-    /// New connections use `context`; established ones keep the context they started with.
-    public func reloadTLS(_ context: TLSContext) {
+    /// New connections use `context`; established ones keep the context they started with,
+    /// except that those whose client certificate `context`'s CRLs revoke are closed now (in
+    /// flight or idle): a revocation must not wait for the client to hang up. Returns how many
+    /// were closed.
+    @discardableResult
+    public func reloadTLS(_ context: TLSContext) -> Int {
         precondition(tlsContext != nil, "reloadTLS on a plaintext listener")
         tlsContext = context
+        var revoked = 0
+        for connection in Array(connections.values) {
+            guard let identity = connection.peerIdentity, context.revokes(identity) else { continue }
+            logger.warning("closing a connection whose client certificate is now revoked",
+                           metadata: ["subject": "\(identity.subject)", "serial": "\(identity.serialNumberHex)"])
+            metrics.connectionRevoked()
+            connection.close()
+            revoked += 1
+        }
+        return revoked
     }
 
     /// Takes one handshake step from this turn's budget; false when it is spent.

@@ -10,6 +10,7 @@ final class ServerMetrics {
     private let connectionsOpen: Gauge
     private let connectionsAccepted: Counter
     private let connectionsRefused: Counter
+    private let connectionsRevoked: Counter
     private var timeouts: [TimeoutKind: Counter] = [:]
     private var parseErrors: [Int: Counter] = [:]
     private var openCount = 0
@@ -24,6 +25,7 @@ final class ServerMetrics {
         connectionsOpen = Gauge(label: "rtpstream_http_connections_open", dimensions: [("listener", listener)])
         connectionsAccepted = Counter(label: "rtpstream_http_connections_accepted_total", dimensions: [("listener", listener)])
         connectionsRefused = Counter(label: "rtpstream_http_connections_refused_total", dimensions: [("listener", listener)])
+        connectionsRevoked = Counter(label: "rtpstream_http_connections_revoked_total", dimensions: [("listener", listener)])
     }
 
     func request(route: String, status: Int, durationNs: UInt64) {
@@ -60,6 +62,8 @@ final class ServerMetrics {
     }
 
     func connectionRefused() { connectionsRefused.increment() }
+
+    func connectionRevoked() { connectionsRevoked.increment() }
 
     func timeout(_ kind: TimeoutKind) {
         if timeouts[kind] == nil {

@@ -37,6 +37,7 @@ final class TLSTransport: ConnectionTransport {
     }
 
     var isEstablished: Bool { engine.handshakeComplete }
+    var peerIdentity: PeerIdentity? { engine.handshakeComplete ? engine.peerIdentity : nil }
 
     func receive(_ bytes: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void) -> Bool {
         engine.feed(bytes)

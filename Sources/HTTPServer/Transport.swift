@@ -1,4 +1,5 @@
 import EventLoop
+import TLS
 
 /// Moves bytes between a socket and the HTTP layer: plaintext passes through, TLS decrypts what
 /// arrives and encrypts what leaves. Loop thread only.
@@ -16,6 +17,8 @@ protocol ConnectionTransport: AnyObject {
     var failureReason: String? { get }
     /// Announces the end of the connection (TLS close_notify); nothing for plaintext.
     func shutdown()
+    /// The verified client certificate's identity (TLS, once established); nil for plaintext.
+    var peerIdentity: PeerIdentity? { get }
 }
 
 final class PlainTransport: ConnectionTransport {
@@ -38,5 +41,6 @@ final class PlainTransport: ConnectionTransport {
 
     var isEstablished: Bool { true }
     var failureReason: String? { nil }
+    var peerIdentity: PeerIdentity? { nil }
     func shutdown() {}
 }

@@ -173,6 +173,36 @@ public enum DevCertificates {
         try writeFile(CertificateFactory.pem(crl), to: files.crl, mode: 0o644, overwrite: overwrite)
     }
 
+    /// Writes a new `crl.pem` in a directory made by `generate`, signed by its CA, listing the
+    /// certificates at `paths` (and `client-revoked.pem` when the directory has it, so the test
+    /// certificates stay revoked). Returns the CRL's path. Install it with `--tls-crl` and SIGHUP:
+    /// the hub then also closes open connections of the certificates it lists.
+    public static func revoke(in directory: String, certificates paths: [String]) throws(DevCertificatesError) -> String {
+        let files = layout(directory: directory, clientISPBs: [], includeTestCertificates: false)
+        do {
+            let issuer = CertificateFactory.Issuer(
+                certificate: try PEMFile.readCertificates(files.authority.certificate, role: "CA")[0],
+                key: try PEMFile.readPrivateKey(files.authority.key, role: "CA key"))
+            var revoked: [X509Certificate] = []
+            for path in paths { revoked.append(try PEMFile.readCertificates(path, role: "certificate to revoke")[0]) }
+            let testRevoked = "\(directory)/client-revoked.pem"
+            if access(testRevoked, F_OK) == 0 && !paths.contains(testRevoked) {
+                revoked.append(try PEMFile.readCertificates(testRevoked, role: "certificate to revoke")[0])
+            }
+            let now = X509Text.nowEpochSeconds()
+            let crl = try CertificateFactory.revocationList(issuer: issuer, revoked: revoked, thisUpdate: now - 3_600,
+                                                             nextUpdate: now + Int64(crlValidityDays) * 86_400)
+            try writeFile(CertificateFactory.pem(crl), to: files.crl, mode: 0o644, overwrite: true)
+        } catch let error as DevCertificatesError {
+            throw error
+        } catch let failure as CertificateFactory.Failure {
+            throw DevCertificatesError("certs: \(failure.description)")
+        } catch {
+            throw DevCertificatesError("certs: \(error)")
+        }
+        return files.crl
+    }
+
     static func clientCertificate(ispb: String, key: PrivateKey, issuer: CertificateFactory.Issuer,
                                   notBefore: Int64, notAfter: Int64) throws(CertificateFactory.Failure) -> X509Certificate {
         try CertificateFactory.certificate(

@@ -16,6 +16,8 @@ public final class TLSContext: @unchecked Sendable {
     /// Client contexts: SNI host name (never an IP literal).
     let sniHostName: String?
     let metrics: TLSMetrics?
+    /// Server contexts: the CRLs loaded (kept to check connections that predate a reload).
+    private let revocationLists: [X509RevocationList]
 
     /// True for contexts built by `server(_:)`.
     public var isServer: Bool { ispbRule != nil }
@@ -23,8 +25,9 @@ public final class TLSContext: @unchecked Sendable {
     public let summary: String
 
     private init(pointer: OpaquePointer, ispbRule: ISPBRule?, requireClientAuthExtendedKeyUsage: Bool,
-                 sniHostName: String?, metrics: TLSMetrics?, summary: String) {
+                 sniHostName: String?, metrics: TLSMetrics?, summary: String, revocationLists: [X509RevocationList] = []) {
         self.pointer = pointer
+        self.revocationLists = revocationLists
         self.ispbRule = ispbRule
         self.requireClientAuthExtendedKeyUsage = requireClientAuthExtendedKeyUsage
         self.sniHostName = sniHostName
@@ -33,6 +36,23 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     deinit { SSL_CTX_free(pointer) }
+
+    /// Whether this context's CRLs revoke the certificate `identity` was read from (issuer
+    /// name and serial number). A reload checks the connections established under the previous
+    /// context with it, so a revocation reaches keep-alive connections too.
+    public func revokes(_ identity: PeerIdentity) -> Bool {
+        guard !revocationLists.isEmpty, !identity.serialNumberHex.isEmpty else { return false }
+        var bignum: OpaquePointer?
+        guard BN_hex2bn(&bignum, identity.serialNumberHex) > 0, let bignum else { return false }
+        defer { BN_free(bignum) }
+        guard let serial = BN_to_ASN1_INTEGER(bignum, nil) else { ERR_clear_error(); return false }
+        defer { ASN1_INTEGER_free(serial) }
+        for list in revocationLists where list.issuer == identity.issuer {
+            var entry: OpaquePointer?
+            if X509_CRL_get0_by_serial(list.pointer, &entry, serial) == 1 { return true }
+        }
+        return false
+    }
 
     /// Builds the API listener's context. Throws a one-line reason naming the file or setting.
     /// Metrics go to `metricsFactory`, by default the process-wide `MetricsSystem`.
@@ -54,8 +74,9 @@ public final class TLSContext: @unchecked Sendable {
                                         role: "TLS certificate", refuseExpired: true)
             let caCount = try loadClientTrust(ctx, caPath: config.clientCAPath)
             var crlNextUpdate: Int64?
+            var revocationLists: [X509RevocationList] = []
             if let crlPath = config.crlPath {
-                crlNextUpdate = try loadRevocationLists(ctx, crlPath: crlPath, caPath: config.clientCAPath)
+                (crlNextUpdate, revocationLists) = try loadRevocationLists(ctx, crlPath: crlPath, caPath: config.clientCAPath)
             }
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verifyCallback)
             SSL_CTX_set_verify_depth(ctx, TLSDefaults.verifyDepthMax)
@@ -77,7 +98,7 @@ public final class TLSContext: @unchecked Sendable {
             let metrics = TLSMetrics(factory: metricsFactory, serverNotAfterEpochSeconds: notAfter, crlNextUpdateEpochSeconds: crlNextUpdate)
             return TLSContext(pointer: ctx, ispbRule: config.ispbRule,
                               requireClientAuthExtendedKeyUsage: config.requireClientAuthExtendedKeyUsage,
-                              sniHostName: nil, metrics: metrics, summary: summary)
+                              sniHostName: nil, metrics: metrics, summary: summary, revocationLists: revocationLists)
         } catch {
             SSL_CTX_free(ctx)
             ERR_clear_error()
@@ -207,9 +228,9 @@ extension TLSContext {
 
     /// Adds every CRL of the file and turns on revocation checks of client leaves
     /// (X509_V_FLAG_CRL_CHECK). Each CRL must be issued by a CA of the bundle, carry a valid
-    /// signature and not be past its next update. Returns the earliest next update.
+    /// signature and not be past its next update. Returns the earliest next update and the lists.
     private static func loadRevocationLists(_ ctx: OpaquePointer, crlPath: String,
-                                            caPath: String) throws(TLSConfigError) -> Int64? {
+                                            caPath: String) throws(TLSConfigError) -> (Int64?, [X509RevocationList]) {
         let lists = try PEMFile.readRevocationLists(crlPath, role: "TLS CRL")
         let authorities = try PEMFile.readCertificates(caPath, role: "TLS client CA")
         let store = SSL_CTX_get_cert_store(ctx)
@@ -238,7 +259,7 @@ extension TLSContext {
         guard X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), UInt(X509_V_FLAG_CRL_CHECK)) == 1 else {
             throw TLSConfigError("TLS CRL \(crlPath): cannot enable CRL checks")
         }
-        return earliestNextUpdate
+        return (earliestNextUpdate, lists)
     }
 
     /// Resumption: a server-side cache (TLS 1.2 session ids) plus tickets (TLS 1.2 and 1.3,

@@ -16,8 +16,17 @@ struct Certs: ParsableCommand {
     @Option(help: "Validity in days.") var days = DevCertificates.validityDaysDefault
     @Flag(name: .customLong("test-certificates"), help: "Also create other-CA, expired and revoked clients.") var testCertificates = false
     @Flag(help: "Replace existing files.") var force = false
+    @Option(name: .customLong("revoke"), help: "Certificate file to list in a new crl.pem of the CA in --out (repeatable); creates nothing else.") var revoke: [String] = []
 
     func run() throws {
+        if !revoke.isEmpty {
+            do {
+                print("CRL:     \(try DevCertificates.revoke(in: out, certificates: revoke))")
+            } catch {
+                fail("\(error)")
+            }
+            return
+        }
         guard !ispbs.isEmpty else { fail("give at least one --ispb") }
         for i in ispbs where i.utf8.count != 8 || !i.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
             fail("--ispb \(i) is not 8 digits")

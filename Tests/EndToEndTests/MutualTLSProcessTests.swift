@@ -213,4 +213,52 @@ extension MutualTLSProcessTests {
         server.kill(SIGTERM)
         XCTAssertEqual(server.waitForExit(), 0)
     }
+
+    /// A CRL update reaches open connections: after SIGHUP with a CRL that revokes a client
+    /// certificate, that client's keep-alive connection is closed (before: served on until it
+    /// hung up), another client's connection keeps working, and new handshakes are refused.
+    func testSIGHUPWithANewCRLClosesConnectionsOfRevokedCertificates() throws {
+        let certs = TempDir("rtpstream-certs-revoke")
+        let rtpstream = Paths.executable("rtpstream").path
+        let (status, output) = try runCommand(rtpstream, ["certs", "--out", certs.path, "--ispb", "12345678",
+                                                          "--ispb", "87654321", "--force"])
+        XCTAssertEqual(status, 0, output)
+        let live = TempDir("rtpstream-crl-live")
+        let crl = live.url.appendingPathComponent("crl.pem").path
+        try FileManager.default.copyItem(atPath: "\(certs.path)/crl.pem", toPath: crl)
+        let data = TempDir()
+        let server = try ServerProcess(arguments: [
+            "--tls-cert", "\(certs.path)/server.pem", "--tls-key", "\(certs.path)/server-key.pem",
+            "--tls-client-ca", "\(certs.path)/ca.pem", "--tls-crl", crl,
+            "--bench-fixed-response", "--data-dir", data.path])
+        func client(_ ispb: String) throws -> TLSContext {
+            try TLSContext.client(TLSClientConfig(certPath: "\(certs.path)/client-\(ispb).pem",
+                                                  keyPath: "\(certs.path)/client-\(ispb)-key.pem",
+                                                  caPath: "\(certs.path)/ca.pem", serverName: "localhost"))
+        }
+        let doomed = try BlockingTLSClient(port: server.apiPort, context: client("12345678"))
+        let other = try BlockingTLSClient(port: server.apiPort, context: client("87654321"))
+        XCTAssertEqual(try doomed.roundTrip(Self.get).status, 200)
+        XCTAssertEqual(try other.roundTrip(Self.get).status, 200)
+
+        let (revokeStatus, revokeOutput) = try runCommand(rtpstream, ["certs", "--out", certs.path,
+                                                                      "--revoke", "\(certs.path)/client-12345678.pem"])
+        XCTAssertEqual(revokeStatus, 0, revokeOutput)
+        try FileManager.default.removeItem(atPath: crl)
+        try FileManager.default.copyItem(atPath: "\(certs.path)/crl.pem", toPath: crl)
+        server.kill(SIGHUP)
+        let deadline = Date().addingTimeInterval(5)
+        while !server.stderr.contains("TLS reloaded") && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(server.stderr.contains("TLS reloaded"), server.stderr)
+
+        XCTAssertThrowsError(try doomed.roundTrip(Self.get), "the revoked certificate's open connection is closed")
+        XCTAssertEqual(try other.roundTrip(Self.get).status, 200, "other connections are untouched")
+        XCTAssertThrowsError(try BlockingTLSClient(port: server.apiPort, context: client("12345678")).roundTrip(Self.get),
+                             "and new handshakes with it are refused")
+        XCTAssertTrue(server.stderr.contains("client certificate is now revoked"), server.stderr)
+        let metrics = try server.adminGet("/metrics").bodyText
+        XCTAssertTrue(metrics.contains("rtpstream_http_connections_revoked_total{listener=\"api\"} 1"), metrics)
+        server.kill(SIGTERM)
+        XCTAssertEqual(server.waitForExit(), 0)
+    }
 }

@@ -17,6 +17,13 @@ public struct LogStoreConfig: Sendable {
     /// many (or invented) recipients can take.
     public var openSegmentsMax = 1024
 
+    /// A second durability target every commit group must reach before anything of it is
+    /// acknowledged (cluster mode's journal); nil: the local journal's fdatasync alone.
+    public var durabilityTarget: (any DurabilityTarget)?
+    /// Called on the writer thread with each durable group's events, in commit order, before
+    /// the group's completions run (replicas, long-poll wake-ups). Must not block.
+    public var eventObserver: (@Sendable (CommittedGroup) -> Void)?
+
     // Group commit
     /// A commit group holds at most this many records...
     public var groupRecordsMax = 8192

@@ -106,38 +106,63 @@ final class Writer: @unchecked Sendable {
         var ops: [WriteOp] = []
     }
 
+    /// One commit group on its way through the phases of `commit`.
+    private struct Group {
+        let ops: [WriteOp]
+        /// Partitions in order of first appearance; each partition's ops stay in order.
+        var touched: [Touched] = []
+        /// Slots (indexes into `touched`) of partitions that had failed before this group.
+        var skipped = Set<Int>()
+        /// Slots whose segment write failed in this group.
+        var failedNow = Set<Int>()
+        var segmentWrites: [(slot: Int, frames: Range<Int>, layout: [(offset: UInt64, bytes: Int, timestampMs: Int64)])] = []
+        var entryBytes = 0
+        var recordCount = 0
+
+        func ok(_ slot: Int) -> Bool { !skipped.contains(slot) && !failedNow.contains(slot) }
+    }
+
+    /// Commits one group in named phases. Nothing of the group is published or completed before
+    /// every durability target (the local journal's fdatasync and, when configured, the
+    /// `DurabilityTarget`) has it; a failure of either fails the store (outcome unknown).
     func commit(_ ops: [WriteOp]) {
         precondition(!ops.isEmpty)
         guard !failed else {
             deliver(ops.compactMap { $0.failureCompletion(.storeFailed("store failed earlier")) })
             return
         }
-        let config = core.config
+        var group = planGroup(ops)
+        encodeJournalEntries(&group)
+        guard writeJournal(group) else { return }
+        writeSegments(&group)
+        guard makeDurable(group) else { return }
+        publish(group)
+        complete(group)
+    }
 
-        // Group by partition, in order of first appearance; each partition's ops stay in order.
-        var touched: [Touched] = []
+    /// Plan: group the ops by partition; partitions that failed earlier are skipped.
+    private func planGroup(_ ops: [WriteOp]) -> Group {
+        var group = Group(ops: ops)
         var slots: [UInt32: Int] = [:]
         for op in ops {
             let p = op.partition
             if let i = slots[p.number] {
-                touched[i].ops.append(op)
+                group.touched[i].ops.append(op)
             } else {
-                slots[p.number] = touched.count
-                touched.append(Touched(partition: p, ops: [op]))
+                slots[p.number] = group.touched.count
+                group.touched.append(Touched(partition: p, ops: [op]))
             }
         }
+        for (i, t) in group.touched.enumerated() where t.partition.failure != nil { group.skipped.insert(i) }
+        return group
+    }
 
-        // Encode one journal entry per partition for its appends, then acks, leases, releases.
+    /// Journal: one entry per partition for its appends, then acks, leases, releases, into
+    /// `buffer`; records where each partition's frames lie for the segment writes.
+    private func encodeJournalEntries(_ group: inout Group) {
         buffer.bytes.removeAll(keepingCapacity: true)
-        var segmentWrites: [(slot: Int, frames: Range<Int>, layout: [(offset: UInt64, bytes: Int, timestampMs: Int64)])] = []
-        var skipped = Set<Int>()
-        var recordCount = 0
-        for (i, t) in touched.enumerated() {
+        for (i, t) in group.touched.enumerated() where !group.skipped.contains(i) {
             let p = t.partition
-            if p.failure != nil {
-                skipped.insert(i)
-                continue
-            }
             let appends = t.ops.compactMap { op -> AppendOp? in
                 if case .append(let a) = op, !a.records.isEmpty { return a }
                 return nil
@@ -160,8 +185,8 @@ final class Writer: @unchecked Sendable {
                 buffer.patchU32(at: countAt, UInt32(layout.count))
                 let framesEnd = buffer.count
                 JournalFormat.finish(&buffer, start: start)
-                segmentWrites.append((i, framesStart..<framesEnd, layout))
-                recordCount += layout.count
+                group.segmentWrites.append((i, framesStart..<framesEnd, layout))
+                group.recordCount += layout.count
             }
             var acked: [UInt64] = []
             for case .ack(_, let offsets, _) in t.ops { acked += offsets }
@@ -189,54 +214,105 @@ final class Writer: @unchecked Sendable {
                 }
             }
         }
+        group.entryBytes = buffer.count
+    }
 
-        // Journal write: the entries, then a zero header marking the end of written data (it is
-        // overwritten by the next group).
-        let entryBytes = buffer.count
-        if entryBytes > 0 {
-            buffer.u64(0)
-            do {
-                try core.io.writeAll(journal.fd, buffer.bytes, at: journal.position)
-            } catch {
-                failStore("journal write failed: \(error)", touched: touched.map(\.partition), ops: ops)
-                return
-            }
-            journal.position += Int64(entryBytes)
+    /// Journal write (page cache): the entries, then a zero header marking the end of written
+    /// data (overwritten by the next group). False when the store failed.
+    private func writeJournal(_ group: Group) -> Bool {
+        guard group.entryBytes > 0 else { return true }
+        buffer.u64(0)
+        do {
+            try core.io.writeAll(journal.fd, buffer.bytes, at: journal.position)
+        } catch {
+            failStore("journal write failed: \(error)", touched: group.touched.map(\.partition), ops: group.ops)
+            return false
         }
+        journal.position += Int64(group.entryBytes)
+        return true
+    }
 
-        // Segment writes (page cache only; the journal makes them durable).
-        var failedNow = Set<Int>()
-        for w in segmentWrites {
-            let p = touched[w.slot].partition
+    /// Segment writes (page cache only; the journal makes them durable). A failed write fails
+    /// its partition alone.
+    private func writeSegments(_ group: inout Group) {
+        for w in group.segmentWrites {
+            let p = group.touched[w.slot].partition
             do {
                 try withBytes(buffer.bytes) { (raw) throws(FileIOError) in
                     try p.writeFrames(UnsafeRawBufferPointer(rebasing: raw[w.frames]), layout: w.layout,
-                                      segmentBytesMax: config.segmentBytesMax, indexIntervalBytes: config.indexIntervalBytes)
+                                      segmentBytesMax: core.config.segmentBytesMax, indexIntervalBytes: core.config.indexIntervalBytes)
                 }
             } catch {
-                failedNow.insert(w.slot)
+                group.failedNow.insert(w.slot)
                 p.discardProgress(reason: "segment write failed: \(error)")
                 core.metrics.failures.increment()
                 core.logger.critical("partition failed: segment write failed; appends to it are refused until the store is reopened (the journal keeps its data)",
                                      metadata: ["partition": "\(p.name)", "error": "\(error)"])
             }
         }
+    }
 
-        // The one fdatasync of the group.
-        if entryBytes > 0 {
+    /// Durability: the second target (when configured) gets the group's events first, so that
+    /// its round trip overlaps the local fdatasync; then the journal's fdatasync; then the
+    /// writer waits for the target. False when either failed (the store then failed).
+    private func makeDurable(_ group: Group) -> Bool {
+        let waiter = core.config.durabilityTarget.map { target -> TargetWaiter in
+            let waiter = TargetWaiter()
+            target.persist(committedGroup(group)) { result in waiter.finish(result) }
+            return waiter
+        }
+        if group.entryBytes > 0 {
             let t0 = Clock.monotonicNanoseconds()
             do {
                 try core.io.sync(journal.fd)
             } catch {
-                failStore("journal fdatasync failed: \(error)", touched: touched.map(\.partition), ops: ops)
-                return
+                _ = waiter?.wait()
+                failStore("journal fdatasync failed: \(error)", touched: group.touched.map(\.partition), ops: group.ops)
+                return false
             }
             core.metrics.journalFsync.recordNanoseconds(Int64(Clock.monotonicNanoseconds() - t0))
         }
+        if let waiter, case .failure(let error) = waiter.wait() {
+            failStore("durability target failed: \(error)", touched: group.touched.map(\.partition), ops: group.ops)
+            return false
+        }
+        return true
+    }
 
-        // Durable: publish to readers, move keys from pending to the index, apply consumer state.
-        let ok = { (slot: Int) in !skipped.contains(slot) && !failedNow.contains(slot) }
-        for (i, t) in touched.enumerated() where ok(i) {
+    /// The group as events in commit order (what a second durability target and observers get):
+    /// per partition, its appended records, then its acknowledgements, leases and releases.
+    /// Skipped partitions (failed earlier) and those whose segment write failed are left out.
+    private func committedGroup(_ group: Group) -> CommittedGroup {
+        var events: [StoreEvent] = []
+        for (i, t) in group.touched.enumerated() where group.ok(i) {
+            let name = t.partition.name
+            var records: [Record] = []
+            for case .append(let a) in t.ops {
+                for (k, r) in a.records.enumerated() {
+                    records.append(Record(offset: a.firstOffset + UInt64(k), timestampMs: r.timestampMs, id: r.id,
+                                          key: r.key, payload: r.payload))
+                }
+            }
+            if !records.isEmpty { events.append(.appended(partition: name, records: records)) }
+            var acked: [UInt64] = []
+            for case .ack(_, let offsets, _) in t.ops { acked += offsets }
+            if !acked.isEmpty { events.append(.acknowledged(partition: name, offsets: acked)) }
+            for op in t.ops {
+                switch op {
+                case .lease(_, let lease): events.append(.leased(partition: name, lease))
+                case .release(_, let stream): events.append(.released(partition: name, stream: stream))
+                case .append, .ack: break
+                }
+            }
+        }
+        return CommittedGroup(events: events)
+    }
+
+    /// Publish: readers see the records, keys move from pending to the index, consumer state
+    /// applies, observers get the group's events (in commit order, on this thread).
+    private func publish(_ group: Group) {
+        let config = core.config
+        for (i, t) in group.touched.enumerated() where group.ok(i) {
             t.partition.publish()
             if config.tailCacheBytesMax > 0, t.partition.key != nil {
                 var durable: [Record] = []
@@ -255,16 +331,10 @@ final class Writer: @unchecked Sendable {
 
         let nowMs = config.nowMs()
         var evicted = 0
-        var appendedRecords = 0
-        var appendedBytes = 0
         let keyEntries: Int = core.submission.withLock { s in
-            for (i, t) in touched.enumerated() {
-                let good = ok(i)
+            for (i, t) in group.touched.enumerated() {
+                let good = group.ok(i)
                 for case .append(let a) in t.ops {
-                    if good {
-                        appendedRecords += a.records.count
-                        appendedBytes += a.records.reduce(0) { $0 + $1.payload.count }
-                    }
                     for (k, hash) in a.hashes.enumerated() {
                         let offset = a.firstOffset + UInt64(k)
                         if let pending = s.pending[hash], pending.partition === t.partition, pending.offset == offset {
@@ -287,14 +357,11 @@ final class Writer: @unchecked Sendable {
         }
         core.metrics.idempotencyEntries.record(keyEntries)
 
-        var ackCount = 0
         core.consumers.withLock { c in
-            for (i, t) in touched.enumerated() where ok(i) {
+            for (i, t) in group.touched.enumerated() where group.ok(i) {
                 for op in t.ops {
                     switch op {
-                    case .ack(_, let offsets, _):
-                        c[t.partition.name, default: AckTracker()].acknowledge(offsets)
-                        ackCount += offsets.count
+                    case .ack(_, let offsets, _): c[t.partition.name, default: AckTracker()].acknowledge(offsets)
                     case .lease(_, let lease): c[t.partition.name, default: AckTracker()].recordLease(lease)
                     case .release(_, let stream): c[t.partition.name, default: AckTracker()].releaseLease(stream: stream)
                     case .append: break
@@ -302,15 +369,31 @@ final class Writer: @unchecked Sendable {
                 }
             }
         }
+        if let observer = config.eventObserver {
+            let committed = committedGroup(group)
+            if !committed.events.isEmpty { observer(committed) }
+        }
+    }
 
+    /// Completions: each op's answer (a failed partition's ops and appends reported as
+    /// duplicates of a record in a failed partition fail); metrics first, so that whoever sees
+    /// a completion also sees it counted.
+    private func complete(_ group: Group) {
         var completions: [@Sendable () -> Void] = []
-        completions.reserveCapacity(ops.count)
-        for (i, t) in touched.enumerated() {
-            let good = ok(i)
+        completions.reserveCapacity(group.ops.count)
+        var appendedRecords = 0
+        var appendedBytes = 0
+        var ackCount = 0
+        for (i, t) in group.touched.enumerated() {
+            let good = group.ok(i)
             let error = LogStoreError.partitionFailed(partition: t.partition.name, reason: t.partition.failure ?? "failed")
             for op in t.ops {
                 switch op {
                 case .append(let a):
+                    if good {
+                        appendedRecords += a.records.count
+                        appendedBytes += a.records.reduce(0) { $0 + $1.payload.count }
+                    }
                     if good, let broken = a.dependsOn.first(where: { $0.failure != nil }) {
                         let e = LogStoreError.partitionFailed(partition: broken.name, reason: broken.failure ?? "failed")
                         completions.append { a.completion(.failure(e)) }
@@ -319,8 +402,9 @@ final class Writer: @unchecked Sendable {
                     } else {
                         completions.append { a.completion(.failure(error)) }
                     }
-                case .ack(_, _, let done):
+                case .ack(_, let offsets, let done):
                     if good {
+                        ackCount += offsets.count
                         completions.append { done(.success(())) }
                     } else {
                         completions.append { done(.failure(error)) }
@@ -330,12 +414,11 @@ final class Writer: @unchecked Sendable {
                 }
             }
         }
-        // Metrics first: whoever sees a completion also sees it counted.
         core.metrics.appendedRecords.increment(by: appendedRecords)
         core.metrics.appendedBytes.increment(by: appendedBytes)
         core.metrics.acknowledgedOffsets.increment(by: ackCount)
-        core.metrics.groupRecords.record(recordCount)
-        core.metrics.groupBytes.record(entryBytes)
+        core.metrics.groupRecords.record(group.recordCount)
+        core.metrics.groupBytes.record(group.entryBytes)
         deliver(completions)
     }
 

@@ -147,7 +147,6 @@ public final class Hub {
     /// callback ran). Idempotent; on the loop thread, never while `loop.run()` is running.
     private func stop() {
         guard !loop.closed else { return }
-        signals.removeAll()
         lagProbe = nil
         retentionTimer = nil
         api = nil
@@ -158,6 +157,9 @@ public final class Hub {
         store = nil
         executor?.close()
         executor = nil
+        // Last: until here a second SIGTERM is caught (and ignored) rather than killing the
+        // process while the store flushes.
+        signals.removeAll()
         loop.close()
     }
 

@@ -145,6 +145,18 @@ final class BadConfigurationProcessTests: XCTestCase {
         for c in cases { try check(c) }
     }
 
+    /// A data directory another hub holds fails in the second phase of start-up (storage,
+    /// after the loop-bound objects exist): the first hub keeps running.
+    func testDataDirectoryInUseByAnotherHub() throws {
+        let data = TempDir("rtpstream-badcfg-inuse")
+        let first = try ServerProcess(arguments: ["--insecure-plaintext", "--data-dir", data.path])
+        let line = try check(Case(name: "data dir in use", arguments: ["--data-dir", data.path], option: "--data-dir"))
+        XCTAssertTrue(line.contains("in use by another process"), line)
+        XCTAssertEqual(try first.adminGet("/healthz").status, 200)
+        first.kill(SIGTERM)
+        XCTAssertEqual(first.waitForExit(), 0, first.stderr)
+    }
+
     // MARK: addresses, URLs, numbers
 
     func testMalformedAddressesURLsAndNumbers() throws {

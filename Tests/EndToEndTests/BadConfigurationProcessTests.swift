@@ -105,6 +105,10 @@ final class BadConfigurationProcessTests: XCTestCase {
             Case(name: "certificate is a directory", arguments: ["--tls-cert", dir.path], option: "--tls-cert", tls: true),
             Case(name: "key does not match the certificate", arguments: ["--tls-key", "\(certs)/client-12345678-key.pem"],
                  option: "--tls-key", tls: true),
+            Case(name: "certificate expired", arguments: ["--tls-cert", "\(certs)/client-expired.pem",
+                                                          "--tls-key", "\(certs)/client-expired-key.pem"], option: "--tls-cert", tls: true),
+            Case(name: "client CA is not a certificate", arguments: ["--tls-client-ca", "\(certs)/server-key.pem"],
+                 option: "--tls-client-ca", tls: true),
             Case(name: "CRL is not a CRL", arguments: ["--tls-crl", "\(certs)/ca.pem"], option: "--tls-crl", tls: true),
             Case(name: "no usable cipher", arguments: ["--tls-ciphers", "NO-SUCH-CIPHER"], option: "--tls-ciphers", tls: true),
         ]
@@ -119,6 +123,7 @@ final class BadConfigurationProcessTests: XCTestCase {
         let cases = [
             Case(name: "schema missing", arguments: ["--schema", "/nonexistent.xsd"], option: "--schema"),
             Case(name: "schema is not an XSD", arguments: ["--schema", text], option: "--schema"),
+            Case(name: "schema is a directory", arguments: ["--schema", dir.path], option: "--schema"),
             Case(name: "token key missing", arguments: ["--token-key-file", "/nonexistent/token.key"], option: "--token-key-file"),
             Case(name: "token key too short", arguments: ["--token-key-file", short], option: "--token-key-file"),
             Case(name: "participants missing", arguments: ["--participants", "/nonexistent/participants.txt"], option: "--participants"),
@@ -140,6 +145,7 @@ final class BadConfigurationProcessTests: XCTestCase {
         let cases = [
             Case(name: "data dir is a file", arguments: ["--data-dir", plain], option: "--data-dir"),
             Case(name: "data dir under a file", arguments: ["--data-dir", "\(plain)/data"], option: "--data-dir"),
+            Case(name: "audit log is a directory", arguments: ["--audit-log", dir.path], option: "--audit-log"),
             Case(name: "audit log under a file", arguments: ["--audit-log", "\(plain)/audit.jsonl"], option: "--audit-log"),
         ]
         for c in cases { try check(c) }

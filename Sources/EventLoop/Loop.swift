@@ -10,7 +10,10 @@ public struct LoopError: Error, CustomStringConvertible, Equatable {
         self.code = code
     }
 
-    public var description: String { "\(operation): \(String(cString: uv_strerror(code)))" }
+    public var description: String { "\(operation): \(reason)" }
+
+    /// libuv's text for the code alone, e.g. "address already in use".
+    public var reason: String { String(cString: uv_strerror(code)) }
 
     /// Throws when `code` is a libuv error (negative).
     @inline(__always)

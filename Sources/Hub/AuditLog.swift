@@ -10,7 +10,7 @@ final class AuditLog {
     init(path: String) throws {
         self.path = path
         fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw ConfigurationError("cannot open audit log \(path): errno \(errno)") }
+        guard fd >= 0 else { throw ConfigurationError("cannot open \(path): \(String(cString: strerror(errno)))") }
     }
 
     deinit { Glibc.close(fd) }

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import TLS
 
@@ -114,9 +115,9 @@ public struct OptionSpec: Sendable {
 extension HubConfiguration {
     public static let options: [OptionSpec] = [
         .init(name: "listen", kind: .value, help: "API listener HOST:PORT (mutual TLS unless --insecure-plaintext)") {
-            $0.listen = try HostPort(parsing: $1) },
+            $0.listen = try listenAddress($1) },
         .init(name: "admin-listen", kind: .value, help: "admin listener HOST:PORT (/metrics, /healthz, /readyz; plaintext)") {
-            $0.adminListen = try HostPort(parsing: $1) },
+            $0.adminListen = try listenAddress($1) },
         .init(name: "data-dir", kind: .value, help: "directory of the log store") {
             $0.dataDir = try nonEmpty($1) },
         .init(name: "region", kind: .value, help: "region part of partition keys") {
@@ -207,7 +208,8 @@ extension HubConfiguration {
         let byName = Dictionary(uniqueKeysWithValues: options.map { ($0.name, $0) })
         let byEnv = Dictionary(uniqueKeysWithValues: options.map { ($0.environmentName, $0) })
 
-        func apply(_ entries: [(String, String)], source: String) throws {
+        /// `where` names a source other than the command line, after the reason.
+        func apply(_ entries: [(String, String)], source: String, where: (String) -> String = { _ in "" }) throws {
             var replaced = Set<String>()
             for (name, value) in entries {
                 guard let spec = byName[name] else { throw ConfigurationError("\(source): unknown option '\(name)'") }
@@ -218,13 +220,13 @@ extension HubConfiguration {
                 do {
                     try spec.apply(&config, value)
                 } catch let e as ConfigurationError {
-                    throw ConfigurationError("\(source): --\(name): \(e.description)")
+                    throw ConfigurationError("--\(name): \(e.description)\(`where`(name))")
                 }
             }
         }
 
         if let text = configFileText {
-            try apply(try parseConfigFile(text, name: configFileName), source: configFileName)
+            try apply(try parseConfigFile(text, name: configFileName), source: configFileName) { _ in " (in \(configFileName))" }
         }
         var envEntries: [(String, String)] = []
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) where key.hasPrefix("RTPSTREAM_") {
@@ -236,7 +238,7 @@ extension HubConfiguration {
                 envEntries.append((spec.name, value))
             }
         }
-        try apply(envEntries, source: "environment")
+        try apply(envEntries, source: "environment") { name in " (in \(byName[name]!.environmentName))" }
         try apply(flags, source: "command line")
         try config.validate()
         return config
@@ -266,11 +268,11 @@ extension HubConfiguration {
     func validate() throws {
         if !insecurePlaintext {
             for (name, value) in [("tls-cert", tlsCert), ("tls-key", tlsKey), ("tls-client-ca", tlsClientCA)] where value == nil {
-                throw ConfigurationError("--\(name) is required for mutual TLS (or pass --insecure-plaintext for development)")
+                throw ConfigurationError("--\(name): required for mutual TLS (or pass --insecure-plaintext for development)")
             }
         }
         if listen == adminListen && listen.port != 0 {
-            throw ConfigurationError("--listen and --admin-listen must differ")
+            throw ConfigurationError("--admin-listen: must differ from --listen")
         }
     }
 
@@ -279,6 +281,18 @@ extension HubConfiguration {
     static func nonEmpty(_ s: String) throws -> String {
         guard !s.isEmpty else { throw ConfigurationError("empty value") }
         return s
+    }
+
+    /// A listener's HOST:PORT: HOST must be an IPv4 or IPv6 address (or localhost), which
+    /// is what the listener binds; a name is refused here rather than at bind time.
+    static func listenAddress(_ s: String) throws -> HostPort {
+        let hp = try HostPort(parsing: s)
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET, hp.host, &v4) == 1 || inet_pton(AF_INET6, hp.host, &v6) == 1 else {
+            throw ConfigurationError("'\(hp.host)' is not an IPv4 or IPv6 address")
+        }
+        return hp
     }
 
     static func int(_ s: String, _ range: ClosedRange<Int>) throws -> Int {

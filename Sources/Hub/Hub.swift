@@ -11,6 +11,13 @@ import TLS
 
 /// The running hub: one libuv loop thread owning the API and admin listeners and every
 /// component, wired together. `run()` blocks until a clean shutdown (SIGTERM/SIGINT).
+///
+/// Start-up in two phases. First everything that can fail and needs no loop: the data
+/// directory, TLS files, schemas, participants, token key, audit log, Redis URL; a failure
+/// there throws with nothing to undo. Then the loop-bound objects, each kept by the hub the
+/// moment it exists; if one of them fails (storage recovery, a port in use), `stop()` closes
+/// what was opened, newest first, and closes the loop before the error propagates. Shutdown
+/// takes the same `stop()`. The loop is never released open (its deinit requires `close()`).
 public final class Hub {
     public let config: HubConfiguration
     private let logger: Logger
@@ -34,30 +41,62 @@ public final class Hub {
         loop = try Loop()
     }
 
-    public func run() throws {
-        if config.insecurePlaintext {
-            logger.warning("API listener is PLAINTEXT (--insecure-plaintext): development only, no client authentication")
-        }
-        signal(SIGPIPE, SIG_IGN)
-        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
-        let tls = try config.makeTLSContext()
-        if let tls { logger.notice("mutual TLS", metadata: ["context": "\(tls.summary)"]) }
+    /// A hub released without running, or whose start-up failed, still closes its loop.
+    deinit { stop() }
 
-        // Validation first (cheap to fail), then storage recovery.
-        let registry: SchemaRegistry
+    /// Starts, calls `serving` once both listeners are open, and blocks until SIGTERM/SIGINT
+    /// has drained them. A start-up failure closes what was opened and throws a
+    /// `ConfigurationError` whose text starts with the option at fault (`--listen: ...`).
+    public func run(serving: () -> Void = {}) throws {
         do {
-            registry = config.schemas.isEmpty ? try SchemaRegistry.shipped() : try SchemaRegistry(schemaFiles: config.schemas)
+            try start()
         } catch {
-            throw ConfigurationError("schema: \(error)")
+            stop()
+            throw error
         }
+        serving()
+        loop.run()
+        stop()
+        logger.notice("rtpstream stopped cleanly")
+    }
+
+    private func start() throws {
+        signal(SIGPIPE, SIG_IGN)
+
+        // Phase 1: nothing bound to the loop yet. Validation first (cheap to fail).
+        try HubConfiguration.prepareWritableDirectory(config.dataDir, option: "data-dir")
+        let tls = try config.makeTLSContext()
+        let registry = try loadSchemas()
         let directory = try config.participantsFile.map { path in
+            try HubConfiguration.checkReadableFile(path, option: "participants")
             do { return try ParticipantDirectory.load(path: path) } catch {
                 throw ConfigurationError("--participants: \(error)")
             }
         } ?? .empty
+        let tokenKey = try HubServices.tokenKey(config: config)
+        let audit: AuditLog
+        do {
+            audit = try AuditLog(path: config.auditLogPath ?? "\(config.dataDir)/audit.jsonl")
+        } catch {
+            throw ConfigurationError("\(config.auditLogPath == nil ? "--data-dir" : "--audit-log"): \(error)")
+        }
+        let redisEndpoint: RedisEndpoint
+        do { redisEndpoint = try RedisEndpoint(url: config.redisURL) } catch { throw ConfigurationError("--redis: \(error)") }
         let validators = ThreadLocalValidators(registry: registry, directory: directory, hubISPB: config.hubISPB)
+        if let tls { logger.notice("mutual TLS", metadata: ["context": "\(tls.summary)"]) }
         logger.notice("schema registry", metadata: ["namespaces": "\(registry.namespaces.joined(separator: " "))"])
 
+        // Phase 2: loop-bound objects, each assigned to the hub as soon as it exists so that
+        // `stop()` closes it. Signal watchers first: a SIGTERM during start-up is handled as
+        // soon as the loop runs (a clean shutdown), not by the default action mid-recovery.
+        do {
+            for sig in [SIGTERM, SIGINT] {
+                signals.append(try SignalWatcher(loop: loop, signal: sig) { [unowned self] s in beginShutdown(signal: s) })
+            }
+            signals.append(try SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in reloadTLS() })
+        } catch {
+            throw ConfigurationError("signals: \(error)")
+        }
         let executor = LoopExecutor(loop: loop)
         self.executor = executor
         var storeConfig = LogStoreConfig()
@@ -71,50 +110,77 @@ public final class Hub {
             store = try LogStore.open(directory: "\(config.dataDir)/log", config: storeConfig, completions: executor,
                                       logger: logger)
         } catch {
-            throw ConfigurationError("storage: \(error)")
+            throw ConfigurationError("--data-dir: storage: \(error)")
         }
         self.store = store
         logger.notice("storage open", metadata: ["partitions": "\(store.partitions().count)",
                                                  "ms": "\((Loop.hrtimeNs - t0) / 1_000_000)"])
-        let services = try HubServices(config: config, loop: loop, executor: executor, logger: logger, store: store,
-                                       validators: validators, mutualTLS: tls != nil)
+        let services = HubServices(config: config, loop: loop, executor: executor, logger: logger, store: store,
+                                   validators: validators, mutualTLS: tls != nil, audit: audit,
+                                   redisEndpoint: redisEndpoint, tokenKey: tokenKey)
         self.services = services
 
         let adminServer = HTTPServer(loop: loop, config: adminConfig(),
                                      router: AdminRoutes.router { [unowned self] in readiness() }, logger: logger)
-        let apiServer = HTTPServer(loop: loop, config: apiConfig(), router: apiRouter(services), logger: logger, tls: tls)
-        do {
-            try adminServer.start()
-            try apiServer.start()
-        } catch {
-            throw ConfigurationError("cannot listen: \(error)")
-        }
         admin = adminServer
+        let apiServer = HTTPServer(loop: loop, config: apiConfig(), router: apiRouter(services), logger: logger, tls: tls)
         api = apiServer
+        do { try adminServer.start() } catch {
+            throw ConfigurationError("--admin-listen: cannot listen on \(config.adminListen): \(Self.reason(error))")
+        }
+        do { try apiServer.start() } catch {
+            throw ConfigurationError("--listen: cannot listen on \(config.listen): \(Self.reason(error))")
+        }
         let lagGauge = Gauge(label: "rtpstream_event_loop_lag_seconds")
         lagProbe = LoopLagProbe(loop: loop) { lagNs in lagGauge.record(Double(lagNs) / 1e9) }
         startRetention(store)
-        for sig in [SIGTERM, SIGINT] {
-            signals.append(try SignalWatcher(loop: loop, signal: sig) { [unowned self] s in beginShutdown(signal: s) })
-        }
-        signals.append(try SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in reloadTLS() })
         ready = true
+        // Said once the hub serves (a start-up that fails says only why).
+        if config.insecurePlaintext {
+            logger.warning("API listener is PLAINTEXT (--insecure-plaintext): development only, no client authentication")
+        }
         logger.notice("rtpstream serving", metadata: [
             "api": "\(config.listen.host):\(apiServer.port)", "admin": "\(config.adminListen.host):\(adminServer.port)",
             "region": "\(config.region)"])
-        loop.run()
+    }
 
-        signals.removeAll()
+    /// Closes what `start()` opened, newest first, then the loop (running it until every close
+    /// callback ran). Idempotent; on the loop thread, never while `loop.run()` is running.
+    private func stop() {
+        guard !loop.closed else { return }
         lagProbe = nil
         retentionTimer = nil
         api = nil
         admin = nil
-        services.close()
-        self.services = nil
-        store.close()
-        executor.close()
+        services?.close()
+        services = nil
+        store?.close()
+        store = nil
+        executor?.close()
+        executor = nil
+        // Last: until here a second SIGTERM is caught (and ignored) rather than killing the
+        // process while the store flushes.
+        signals.removeAll()
         loop.close()
-        logger.notice("rtpstream stopped cleanly")
+    }
+
+    /// The schema registry from `--schema` files (each must be readable), or the shipped profile.
+    private func loadSchemas() throws -> SchemaRegistry {
+        if config.schemas.isEmpty {
+            do { return try SchemaRegistry.shipped() } catch { throw ConfigurationError("--schema: shipped profile: \(error)") }
+        }
+        for path in config.schemas { try HubConfiguration.checkReadableFile(path, option: "schema") }
+        do {
+            return try SchemaRegistry(schemaFiles: config.schemas)
+        } catch {
+            throw ConfigurationError("--schema: \(error)")
+        }
+    }
+
+    /// "address already in use" rather than "listen 127.0.0.1:8443: address already in use".
+    private static func reason(_ error: any Error) -> String {
+        if let e = error as? LoopError { return e.reason }
+        return "\(error)"
     }
 
     private func readiness() -> (ready: Bool, reason: String) {
@@ -200,8 +266,13 @@ public final class Hub {
         shuttingDown = true
         logger.notice("shutdown requested", metadata: ["signal": "\(signal)"])
         services?.pull.drain()
-        api?.beginShutdown { [unowned self] in
-            admin?.beginShutdown { [unowned self] in
+        guard let api else {
+            loop.stop()
+            return
+        }
+        api.beginShutdown { [unowned self] in
+            guard let admin else { return loop.stop() }
+            admin.beginShutdown { [unowned self] in
                 loop.stop()
             }
         }

@@ -31,8 +31,11 @@ final class HubServices {
     private(set) var pull: PullService!
     private(set) var send: SendRoute!
 
+    /// Everything that can fail (audit log, Redis URL, token key) is opened by the caller
+    /// before this runs: once loop-bound objects exist, start-up has nothing left to fail here.
     init(config: HubConfiguration, loop: Loop, executor: LoopExecutor, logger: Logger, store: LogStore,
-         validators: ThreadLocalValidators, mutualTLS: Bool) throws {
+         validators: ThreadLocalValidators, mutualTLS: Bool, audit: AuditLog, redisEndpoint endpoint: RedisEndpoint,
+         tokenKey: [UInt8]) {
         self.config = config
         self.loop = loop
         self.executor = executor
@@ -40,8 +43,7 @@ final class HubServices {
         self.store = store
         self.validators = validators
         self.mutualTLS = mutualTLS
-        audit = try AuditLog(path: config.auditLogPath ?? "\(config.dataDir)/audit.jsonl")
-        let endpoint = try RedisEndpoint(url: config.redisURL)
+        self.audit = audit
         var rc = RedisClientConfig(host: endpoint.host, port: endpoint.port, password: endpoint.password,
                                    database: endpoint.database)
         rc.commandTimeoutMs = UInt64(config.redisTimeoutMs)
@@ -52,7 +54,7 @@ final class HubServices {
         cc.rateLimitPerWindow = config.rateLimitPerSecond
         cc.rateWindowMs = 1000
         coordination = Coordination(client: redis, config: cc, logger: logger)
-        let key = Crypto.HMACSHA256Key(try Self.tokenKey(config: config))
+        let key = Crypto.HMACSHA256Key(tokenKey)
         tokenMAC = { key.tag($0) }
         pull = PullService(services: self)
         send = SendRoute(services: self)
@@ -90,20 +92,30 @@ final class HubServices {
     }
 
     /// The token key: `--token-key-file`, or `<data-dir>/token.key` generated once (32 random
-    /// bytes, mode 0600). Pointers stay valid across restarts as long as the key does.
+    /// bytes, mode 0600). Pointers stay valid across restarts as long as the key does. Errors
+    /// name the option (`--token-key-file`, or `--data-dir` for the generated key).
     static func tokenKey(config: HubConfiguration) throws -> [UInt8] {
-        let path = config.tokenKeyFile ?? "\(config.dataDir)/token.key"
-        if let data = FileManager.default.contents(atPath: path) {
-            guard data.count >= 16 else { throw ConfigurationError("token key \(path) is shorter than 16 bytes") }
+        if let path = config.tokenKeyFile {
+            try HubConfiguration.checkReadableFile(path, option: "token-key-file")
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError("--token-key-file: cannot read \(path)")
+            }
+            guard data.count >= 16 else { throw ConfigurationError("--token-key-file: \(path) is shorter than 16 bytes") }
             return Array(data)
         }
-        guard config.tokenKeyFile == nil else { throw ConfigurationError("cannot read token key \(path)") }
+        let path = "\(config.dataDir)/token.key"
+        if let data = FileManager.default.contents(atPath: path) {
+            guard data.count >= 16 else { throw ConfigurationError("--data-dir: token key \(path) is shorter than 16 bytes") }
+            return Array(data)
+        }
         let key = Crypto.randomBytes(32)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ConfigurationError("cannot create token key \(path): errno \(errno)") }
+        guard fd >= 0 else {
+            throw ConfigurationError("--data-dir: cannot create token key \(path): \(HubConfiguration.errnoText())")
+        }
         defer { Glibc.close(fd) }
         guard key.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == key.count, fsync(fd) == 0 else {
-            throw ConfigurationError("cannot write token key \(path)")
+            throw ConfigurationError("--data-dir: cannot write token key \(path): \(HubConfiguration.errnoText())")
         }
         return key
     }

@@ -19,13 +19,33 @@ extension HubConfiguration {
         return c
     }
 
-    /// Builds the context (reads every file); one-line reason on failure.
+    /// Builds the context (reads every file); one line naming the option on failure
+    /// (`--tls-key: /k.pem: does not match certificate /c.pem`).
     func makeTLSContext() throws -> TLSContext? {
         guard let c = try tlsServerConfig() else { return nil }
+        try Self.checkReadableFile(c.certPath, option: "tls-cert")
+        try Self.checkReadableFile(c.keyPath, option: "tls-key")
+        try Self.checkReadableFile(c.clientCAPath, option: "tls-client-ca")
+        if let crl = c.crlPath { try Self.checkReadableFile(crl, option: "tls-crl") }
         do {
             return try TLSContext.server(c)
         } catch {
-            throw ConfigurationError("TLS: \(error)")
+            throw ConfigurationError(Self.namingOption(error.message))
         }
+    }
+
+    /// TLS errors start with the file's role ("TLS key /k.pem: ...") or "TLS: " for a setting;
+    /// the role becomes the option that names that file or setting.
+    static func namingOption(_ message: String) -> String {
+        let roles: [(prefix: String, option: String)] = [
+            ("TLS certificate ", "tls-cert"), ("TLS key ", "tls-key"), ("TLS client CA ", "tls-client-ca"),
+            ("TLS CRL ", "tls-crl"), ("TLS: no usable cipher", "tls-ciphers"),
+            ("TLS: no usable suite", "tls-ciphersuites"), ("TLS: minimum version", "tls-min-version"),
+        ]
+        for (prefix, option) in roles where message.hasPrefix(prefix) {
+            let rest = prefix.hasPrefix("TLS: ") ? message.dropFirst("TLS: ".count) : message.dropFirst(prefix.count)
+            return "--\(option): \(rest)"
+        }
+        return message
     }
 }

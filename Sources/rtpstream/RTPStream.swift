@@ -12,9 +12,11 @@ struct RTPStream: ParsableCommand {
         defaultSubcommand: nil)
 }
 
-/// Exits with status 2 and one line on standard error.
+/// Exits with status 2 and one line on standard error: `rtpstream: --option: reason` (line
+/// breaks in the reason, from a library's error text, become spaces).
 func fail(_ message: String) -> Never {
-    FileHandleStderr.write("rtpstream: \(message)\n")
+    let line = String(message.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
+    FileHandleStderr.write("rtpstream: \(line)\n")
     exit(2)
 }
 

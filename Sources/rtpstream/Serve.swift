@@ -110,10 +110,9 @@ struct Serve: ParsableCommand {
         let configPath = config ?? env["RTPSTREAM_CONFIG"]
         var text: String?
         if let configPath {
-            guard let data = FileManager.default.contents(atPath: configPath),
-                  let s = String(data: data, encoding: .utf8) else {
-                fail("cannot read config file \(configPath)")
-            }
+            do { try HubConfiguration.checkReadableFile(configPath, option: "config") } catch { fail("\(error)") }
+            guard let data = FileManager.default.contents(atPath: configPath) else { fail("--config: cannot read \(configPath)") }
+            guard let s = String(data: data, encoding: .utf8) else { fail("--config: \(configPath) is not UTF-8 text") }
             text = s
         }
         let resolved: HubConfiguration
@@ -124,16 +123,14 @@ struct Serve: ParsableCommand {
             fail("\(error)")
         }
         let level = resolved.logLevel
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        LoggingSystem.bootstrap { label in GatedLogHandler(label: label, level: level) }
         let logger = Logger(label: "rtpstream")
         do {
+            // Start-up logs are held until the hub serves: a failure prints one line.
             let hub = try Hub(config: resolved, logger: logger)
-            try hub.run()
+            try hub.run(serving: { startupLog.open() })
         } catch {
+            startupLog.failed()
             fail("\(error)")
         }
     }

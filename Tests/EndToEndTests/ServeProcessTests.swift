@@ -51,7 +51,7 @@ final class ServeProcessTests: XCTestCase {
             (["serve", "--insecure-plaintext", "--listen", "nowhere"], [:], "--listen"),
             (["serve", "--insecure-plaintext", "--slots-per-ispb", "0"], [:], "--slots-per-ispb"),
             (["serve", "--insecure-plaintext", "--hub-ispb", "123"], [:], "8-digit"),
-            (["serve"], [:], "--tls-cert is required"),
+            (["serve"], [:], "--tls-cert: required"),
             (["serve", "--insecure-plaintext"], ["RTPSTREAM_LONG_POLL_SECONDZ": "5"], "unknown variable RTPSTREAM_LONG_POLL_SECONDZ"),
             (["serve", "--insecure-plaintext"], ["RTPSTREAM_LONG_POLL_SECONDS": "abc"], "--long-poll-seconds"),
             (["serve", "--no-such-flag"], [:], "no-such-flag"),

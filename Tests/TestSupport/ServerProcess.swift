@@ -37,6 +37,10 @@ public final class ServerProcess {
             }
             if let r = try? BlockingClient(port: self.adminPort, timeoutMs: 500).roundTrip(
                 "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"), r.status == 200 {
+                // The start-up log is written just before the loop runs, but reaches `stderr`
+                // through the pipe's reader thread: wait for its last line (bounded).
+                let logged = Date().addingTimeInterval(2)
+                while !stderr.contains("rtpstream serving") && Date() < logged { usleep(5_000) }
                 return
             }
             usleep(20_000)

@@ -1,0 +1,271 @@
+@testable import HTTPServer
+import XCTest
+
+/// The admission state machine: connection ids and addresses in, decisions out; no sockets.
+final class ConnectionAdmissionTests: XCTestCase {
+    func policy(max: Int = 100, perAddress: Int = 1000, handshakes: Int = 1000, reserve: Int = 0) -> AdmissionPolicy {
+        var p = AdmissionPolicy()
+        p.connectionsMax = max
+        p.connectionsPerAddressMax = perAddress
+        p.handshakesPerAddressMax = handshakes
+        p.establishedReservePercent = reserve
+        return p
+    }
+
+    /// Ids handed out in order, like the server's.
+    struct Driver {
+        var admission: ConnectionAdmission
+        var next: UInt64 = 0
+        init(_ p: AdmissionPolicy) { admission = ConnectionAdmission(policy: p) }
+        mutating func arrive(_ address: String, established: Bool = false) -> (UInt64, AdmissionDecision) {
+            next += 1
+            return (next, admission.arrive(id: next, address: address, established: established))
+        }
+        /// A connection that completes its handshake.
+        mutating func authenticated(_ address: String) -> UInt64 {
+            let (id, d) = arrive(address)
+            XCTAssertEqual(d, .admit)
+            admission.received(id: id)
+            admission.authenticated(id: id)
+            return id
+        }
+    }
+
+    func testDefaultsAreTheDocumentedOnes() {
+        let p = AdmissionPolicy()
+        XCTAssertEqual(p.connectionsMax, 10_000)
+        XCTAssertEqual(p.connectionsPerAddressMax, 1_000)
+        XCTAssertEqual(p.handshakesPerAddressMax, 128)
+        XCTAssertEqual(p.establishedReservePercent, 10)
+        XCTAssertEqual(p.unauthenticatedMax, 9_000)
+    }
+
+    func testUnauthenticatedShareIsAtLeastOne() {
+        XCTAssertEqual(policy(max: 1, reserve: 90).unauthenticatedMax, 1)
+        XCTAssertEqual(policy(max: 10, reserve: 90).unauthenticatedMax, 1)
+        XCTAssertEqual(policy(max: 10, reserve: 0).unauthenticatedMax, 10)
+        XCTAssertEqual(policy(max: 10, reserve: 500).unauthenticatedMax, 1, "out-of-range percent is clamped")
+    }
+
+    func testStatesAndCounts() {
+        var d = Driver(policy())
+        let (a, _) = d.arrive("10.0.0.1")
+        XCTAssertEqual(d.admission.state(of: a), .silent)
+        d.admission.received(id: a)
+        XCTAssertEqual(d.admission.state(of: a), .handshaking)
+        XCTAssertEqual(d.admission.unauthenticated(from: "10.0.0.1"), 1)
+        d.admission.authenticated(id: a)
+        XCTAssertEqual(d.admission.state(of: a), .established)
+        XCTAssertEqual(d.admission.unauthenticated(from: "10.0.0.1"), 0)
+        XCTAssertEqual(d.admission.connections(from: "10.0.0.1"), 1)
+        let (p, _) = d.arrive("10.0.0.2", established: true)
+        XCTAssertEqual(d.admission.state(of: p), .established, "plaintext listeners admit established")
+        XCTAssertEqual(d.admission.count, 2)
+        XCTAssertEqual(d.admission.unauthenticatedCount, 0)
+        d.admission.closed(id: a)
+        d.admission.closed(id: a)  // twice: ignored
+        d.admission.closed(id: 999)  // unknown: ignored
+        d.admission.received(id: 999)
+        d.admission.authenticated(id: 999)
+        XCTAssertEqual(d.admission.count, 1)
+        XCTAssertEqual(d.admission.addressCount, 1, "an address without connections is forgotten")
+    }
+
+    // Rule 1, handshakes per address: the address's oldest silent connection makes room.
+    func testAddressHandshakeLimitShedsThatAddressesOldestSilent() {
+        var d = Driver(policy(handshakes: 3))
+        let (a1, _) = d.arrive("10.0.0.1")
+        let (a2, _) = d.arrive("10.0.0.1")
+        let (a3, _) = d.arrive("10.0.0.1")
+        let (other, _) = d.arrive("10.0.0.9")
+        d.admission.received(id: a1)  // a1 is handshaking: not a victim while silent ones exist
+        let (a4, d4) = d.arrive("10.0.0.1")
+        XCTAssertEqual(d4, .admitShedding(shed: a2, limit: .addressHandshakes))
+        XCTAssertNil(d.admission.state(of: a2))
+        let (_, d5) = d.arrive("10.0.0.1")
+        XCTAssertEqual(d5, .admitShedding(shed: a3, limit: .addressHandshakes))
+        XCTAssertEqual(d.admission.unauthenticated(from: "10.0.0.1"), 3)
+        XCTAssertEqual(d.admission.state(of: other), .silent, "another address is never shed by rule 1")
+        d.admission.closed(id: a2)  // the shed connection's close arrives later: ignored
+        XCTAssertEqual(d.admission.connections(from: "10.0.0.1"), 3)
+        _ = a4
+    }
+
+    func testAddressHandshakeLimitRefusesWhenAllAreHandshaking() {
+        var d = Driver(policy(handshakes: 2))
+        let (a1, _) = d.arrive("10.0.0.1")
+        let (a2, _) = d.arrive("10.0.0.1")
+        d.admission.received(id: a1)
+        d.admission.received(id: a2)
+        let (_, d3) = d.arrive("10.0.0.1")
+        XCTAssertEqual(d3, .refuse(.addressHandshakes), "handshakes in progress keep their place")
+        XCTAssertEqual(d.admission.connections(from: "10.0.0.1"), 2)
+        d.admission.authenticated(id: a1)
+        let (_, d4) = d.arrive("10.0.0.1")
+        XCTAssertEqual(d4, .admit, "a completed handshake frees a handshake place")
+    }
+
+    func testEstablishedIdentityIsNeverShedByItsOwnAddressFlood() {
+        var d = Driver(policy(perAddress: 5, handshakes: 2))
+        let est = d.authenticated("10.0.0.1")
+        for _ in 0..<1000 {
+            let (_, decision) = d.arrive("10.0.0.1")
+            if case .admitShedding(let shed, _) = decision { XCTAssertNotEqual(shed, est) }
+        }
+        XCTAssertEqual(d.admission.state(of: est), .established)
+        XCTAssertEqual(d.admission.unauthenticated(from: "10.0.0.1"), 2)
+        XCTAssertEqual(d.admission.count, 3)
+    }
+
+    // Rule 1, connections per address: counts established ones; sheds silent ones, else refuses.
+    func testAddressConnectionLimit() {
+        var d = Driver(policy(perAddress: 3))
+        let e1 = d.authenticated("10.0.0.1")
+        let e2 = d.authenticated("10.0.0.1")
+        let (s, _) = d.arrive("10.0.0.1")
+        let (_, d4) = d.arrive("10.0.0.1")
+        XCTAssertEqual(d4, .admitShedding(shed: s, limit: .addressConnections))
+        XCTAssertEqual(d.admission.connections(from: "10.0.0.1"), 3)
+        let (n, _) = (d.next, ())
+        d.admission.received(id: n)
+        d.admission.authenticated(id: n)
+        let (_, d5) = d.arrive("10.0.0.1")
+        XCTAssertEqual(d5, .refuse(.addressConnections), "only established connections: refused")
+        let (_, d6) = d.arrive("10.0.0.1", established: true)
+        XCTAssertEqual(d6, .refuse(.addressConnections), "plaintext listeners too")
+        let (_, d7) = d.arrive("10.0.0.2")
+        XCTAssertEqual(d7, .admit, "other addresses are not affected")
+        XCTAssertEqual([e1, e2].map { d.admission.state(of: $0) }, [.established, .established])
+    }
+
+    // Rule 2, unauthenticated share: the table's oldest silent, else oldest handshaking.
+    func testUnauthenticatedShareShedsOldestSilentThenOldestHandshaking() {
+        var d = Driver(policy(max: 10, reserve: 70))  // 3 unauthenticated at most
+        let (h1, _) = d.arrive("10.0.0.1")
+        let (s1, _) = d.arrive("10.0.0.2")
+        let (h2, _) = d.arrive("10.0.0.3")
+        d.admission.received(id: h1)
+        d.admission.received(id: h2)
+        let (n1, r1) = d.arrive("10.0.0.4")
+        XCTAssertEqual(r1, .admitShedding(shed: s1, limit: .unauthenticatedShare), "silent before handshaking")
+        d.admission.received(id: n1)
+        let (_, r2) = d.arrive("10.0.0.5")
+        XCTAssertEqual(r2, .admitShedding(shed: h1, limit: .unauthenticatedShare), "then the oldest handshake")
+        XCTAssertEqual(d.admission.unauthenticatedCount, 3)
+        XCTAssertEqual(d.admission.count, 3)
+    }
+
+    func testReserveIsKeptForEstablishedConnections() {
+        var d = Driver(policy(max: 10, reserve: 30))  // 7 unauthenticated at most
+        for _ in 0..<100 { _ = d.arrive("10.0.\(d.next).1") }
+        XCTAssertEqual(d.admission.unauthenticatedCount, 7)
+        XCTAssertEqual(d.admission.count, 7, "3 places stay free of unauthenticated connections")
+        // Established connections may use the reserve (plaintext or completed handshakes).
+        for i in 0..<3 {
+            let (_, r) = d.arrive("192.168.0.\(i)", established: true)
+            XCTAssertEqual(r, .admit)
+        }
+        XCTAssertEqual(d.admission.count, 10)
+    }
+
+    // Rule 2, connections-max: unauthenticated connections make room; established never do.
+    func testFullTableShedsUnauthenticatedThenRefuses() {
+        var d = Driver(policy(max: 3, reserve: 0))
+        let e1 = d.authenticated("10.0.0.1")
+        let e2 = d.authenticated("10.0.0.2")
+        let (s, _) = d.arrive("10.0.0.3")
+        let (n, r) = d.arrive("10.0.0.4")
+        XCTAssertEqual(r, .admitShedding(shed: s, limit: .connectionsMax))
+        d.admission.received(id: n)
+        d.admission.authenticated(id: n)
+        let (_, r2) = d.arrive("10.0.0.5")
+        XCTAssertEqual(r2, .refuse(.connectionsMax), "a table full of established identities refuses")
+        let (_, r3) = d.arrive("10.0.0.5", established: true)
+        XCTAssertEqual(r3, .refuse(.connectionsMax))
+        d.admission.closed(id: e1)
+        let (_, r4) = d.arrive("10.0.0.5")
+        XCTAssertEqual(r4, .admit)
+        _ = e2
+    }
+
+    func testAddressRuleShedsBeforeTableRuleSoOneVictimAtMost() {
+        var d = Driver(policy(max: 2, handshakes: 1))
+        let (a, _) = d.arrive("10.0.0.1")
+        let (_, _) = d.arrive("10.0.0.2")
+        let (_, r) = d.arrive("10.0.0.1")
+        XCTAssertEqual(r, .admitShedding(shed: a, limit: .addressHandshakes))
+        XCTAssertEqual(d.admission.count, 2)
+    }
+
+    /// The flood of the incident: one address opens far more connections than allowed and
+    /// never sends a byte; a client from elsewhere still gets in and is not shed before its
+    /// handshake, and an address's connections stay bounded.
+    func testFloodFromOneAddressLeavesRoomForOthers() {
+        var d = Driver(policy(max: 10_000, perAddress: 1000, handshakes: 128, reserve: 10))
+        for _ in 0..<10_050 { _ = d.arrive("10.0.0.1") }
+        XCTAssertEqual(d.admission.connections(from: "10.0.0.1"), 128)
+        let (legit, r) = d.arrive("10.9.9.9")
+        XCTAssertEqual(r, .admit)
+        for _ in 0..<10_050 { _ = d.arrive("10.0.0.1") }
+        XCTAssertEqual(d.admission.state(of: legit), .silent, "not shed by another address's flood")
+        d.admission.received(id: legit)
+        d.admission.authenticated(id: legit)
+        XCTAssertEqual(d.admission.count, 129)
+    }
+
+    /// A distributed flood that fills the unauthenticated share: a newcomer survives until the
+    /// flood has cycled through the whole share.
+    func testDistributedFloodCyclesOldestFirst() {
+        var d = Driver(policy(max: 100, perAddress: 10, handshakes: 10, reserve: 20))
+        for i in 0..<1000 { _ = d.arrive("10.0.\(i % 50).1") }
+        XCTAssertEqual(d.admission.unauthenticatedCount, 80)
+        let (legit, _) = d.arrive("10.9.9.9")
+        for i in 0..<79 { _ = d.arrive("10.0.\(i % 50).1") }
+        XCTAssertEqual(d.admission.state(of: legit), .silent, "79 later arrivals do not reach it")
+        d.admission.received(id: legit)
+        for i in 0..<1000 { _ = d.arrive("10.0.\(i % 50).1") }
+        XCTAssertEqual(d.admission.state(of: legit), .handshaking, "silent connections go first")
+    }
+
+    func testQueuesStayCompactUnderChurn() {
+        var d = Driver(policy(max: 50, perAddress: 50, handshakes: 50))
+        for _ in 0..<100_000 {
+            let (id, r) = d.arrive("10.0.0.1")
+            XCTAssertEqual(r, .admit)
+            d.admission.received(id: id)
+            d.admission.authenticated(id: id)
+            d.admission.closed(id: id)
+        }
+        XCTAssertEqual(d.admission.count, 0)
+        XCTAssertEqual(d.admission.addressCount, 0)
+        var q = AgeQueue()
+        for i in 0..<10_000 { q.append(UInt64(i)) }
+        for i in 0..<9_999 { q.remove(UInt64(i)) }
+        XCTAssertEqual(q.count, 1)
+        XCTAssertEqual(q.oldest(), 9_999)
+        q.remove(9_999)
+        XCTAssertNil(q.oldest())
+    }
+
+    func testAddressKeys() {
+        XCTAssertEqual(ConnectionAdmission.addressKey("127.0.0.1:5678"), "127.0.0.1")
+        XCTAssertEqual(ConnectionAdmission.addressKey("127.0.0.2:1"), "127.0.0.2")
+        XCTAssertEqual(ConnectionAdmission.addressKey("[::1]:443"), "0:0:0:0::/64")
+        XCTAssertEqual(ConnectionAdmission.addressKey("[::ffff:10.1.2.3]:443"), "10.1.2.3")
+        XCTAssertEqual(ConnectionAdmission.addressKey("[2001:db8:1:2:aaaa::1]:443"), "2001:db8:1:2::/64")
+        XCTAssertEqual(ConnectionAdmission.addressKey("[2001:DB8:1:2:bbbb:1:2:3]:443"), "2001:db8:1:2::/64")
+        XCTAssertEqual(ConnectionAdmission.addressKey("[fe80::1%eth0]:443"), "fe80:0:0:0::/64")
+        XCTAssertEqual(ConnectionAdmission.addressKey("[64:ff9b::192.0.2.1]:1"), "64:ff9b:0:0::/64")
+        XCTAssertEqual(ConnectionAdmission.addressKey("unknown"), "unknown")
+        // Garbage never crashes and counts as itself.
+        for junk in ["", ":", "[", "]", "[]:1", "[:::]:1", "1:2:3:4:5:6:7:8:9", "g::1", "12345::",
+                     "::1.2.3", "::300.1.1.1", "[::1", "a:b", "::", "1::2::3"] {
+            _ = ConnectionAdmission.addressKey(junk)
+        }
+        XCTAssertNil(ConnectionAdmission.ipv6Groups("1::2::3"))
+        XCTAssertNil(ConnectionAdmission.ipv6Groups("1:2:3:4:5:6:7:8:9"))
+        XCTAssertNil(ConnectionAdmission.ipv6Groups("12345::"))
+        XCTAssertEqual(ConnectionAdmission.ipv6Groups("::"), [0, 0, 0, 0, 0, 0, 0, 0])
+        XCTAssertEqual(ConnectionAdmission.ipv6Groups("1:2:3:4:5:6:7:8"), [1, 2, 3, 4, 5, 6, 7, 8])
+    }
+}

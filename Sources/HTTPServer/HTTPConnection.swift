@@ -67,6 +67,7 @@ final class HTTPConnection {
             return
         }
         if !transport.isEstablished {
+            server.connectionReceived(self)
             if deferredHandshakeBytes != nil {
                 deferredHandshakeBytes!.append(contentsOf: bytes)
                 return
@@ -101,7 +102,10 @@ final class HTTPConnection {
             if !socket.hasPendingWrites { close() }
             return
         }
-        if !wasEstablished && transport.isEstablished { observe() }
+        if !wasEstablished && transport.isEstablished {
+            server.connectionAuthenticated(self)
+            observe()
+        }
         processInput()
     }
 
@@ -304,6 +308,14 @@ final class HTTPConnection {
             closeAfterWrite = inFlight == nil ? true : closeAfterWrite
             if inFlight == nil && !socket.hasPendingWrites { close() }
         }
+    }
+
+    /// Shed by admission: reset at once, nothing more is read or written.
+    func reset() {
+        guard !closed, !closing else { return }
+        closing = true
+        timer.stop()
+        socket.close(reset: true)
     }
 
     func close() {

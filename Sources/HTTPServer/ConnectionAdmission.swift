@@ -31,7 +31,7 @@ public enum AdmissionLimit: String, Sendable, Equatable, CaseIterable {
     case addressHandshakes = "address-handshakes"
 }
 
-public enum AdmissionDecision: Sendable, Equatable {
+public enum AdmissionDecision: Sendable, Hashable {
     /// Take the new connection.
     case admit
     /// Take the new connection and reset the older, unauthenticated connection `shed` (already
@@ -41,28 +41,33 @@ public enum AdmissionDecision: Sendable, Equatable {
     case refuse(AdmissionLimit)
 }
 
-/// Admission of connections to one listener: a pure state machine over connection ids and peer
-/// addresses, no sockets and no clock, driven by the server with `arrive`, `received`,
-/// `authenticated` and `closed`.
+/// Admission of connections to one listener: a pure state machine over connection ids, peer
+/// addresses and loop turns, no sockets and no clock, driven by the server with `arrive`,
+/// `received`, `authenticated` and `closed`.
 ///
 /// A connection is *silent* from accept until its first byte, *handshaking* until its mutual-TLS
 /// handshake completes, *established* after (plaintext listeners admit connections established).
-/// Silent and handshaking connections are *unauthenticated*. The rules, in order:
+/// Silent and handshaking connections are *unauthenticated*. Established connections are never
+/// shed. The rules, in order:
 ///
 /// 1. Address scope. A newcomer from an address that holds `connectionsPerAddressMax`
 ///    connections, or (unless established at once) `handshakesPerAddressMax` unauthenticated
-///    ones, takes the place of that address's oldest silent connection; if the address has no
-///    silent connection, the newcomer is refused. An address's established connections and its
-///    handshakes in progress are never shed for its own newcomers.
+///    ones, takes the place of that address's oldest silent connection accepted in an earlier
+///    loop turn; if there is none, the newcomer is refused. An address's handshakes in progress
+///    are not shed for its own newcomers, nor its connections not yet read.
 /// 2. Table scope. A newcomer that would exceed `connectionsMax`, or (unless established at
-///    once) the unauthenticated share, takes the place of the table's oldest silent connection,
-///    else of its oldest handshaking connection; it is refused only when neither exists, that is
-///    when established connections fill the table. Established connections are never shed.
+///    once) the unauthenticated share (`unauthenticatedMax`), takes the place of an
+///    unauthenticated connection of the *heaviest* address: the one holding the most
+///    unauthenticated connections (of several, the one that reached that number first); its
+///    oldest silent connection, else its oldest handshaking one (a stalled handshake). The
+///    newcomer is refused when its own address is among the heaviest, and when established
+///    connections fill the table.
 ///
-/// Oldest first: a legitimate client sends its ClientHello at once and completes its handshake
-/// in milliseconds, so the unauthenticated connection that has waited longest is the least
-/// likely to be one, and a flood must cycle through the whole unauthenticated share before it
-/// can shed a newcomer.
+/// Why: a legitimate client sends its ClientHello at once and completes its handshake in
+/// milliseconds, so its address holds few unauthenticated connections and never the most while
+/// a flood is on; whatever the flood's rate, it sheds its own connections, not a newcomer from
+/// elsewhere. Within an address, the oldest silent connection is the least likely to be
+/// legitimate, and one accepted in the current loop turn has not had a chance to be read yet.
 public struct ConnectionAdmission: Sendable {
     public let policy: AdmissionPolicy
 
@@ -70,19 +75,25 @@ public struct ConnectionAdmission: Sendable {
 
     private struct Entry: Sendable {
         let address: String
+        let turn: UInt64
         var state: State
     }
 
     private struct AddressCounts: Sendable {
         var connections = 0
-        var unauthenticated = 0
-        var silent = AgeQueue()
+        var silent = AgeQueue<UInt64>()
+        var handshaking = AgeQueue<UInt64>()
+        var unauthenticated: Int { silent.count + handshaking.count }
     }
 
     private var entries: [UInt64: Entry] = [:]
     private var addresses: [String: AddressCounts] = [:]
-    private var silent = AgeQueue()
-    private var handshaking = AgeQueue()
+    /// Addresses by their number of unauthenticated connections (> 0), in the order they
+    /// reached it.
+    private var byUnauthenticated: [Int: AgeQueue<String>] = [:]
+    /// The largest key of `byUnauthenticated` with a member (0: none).
+    private var heaviest = 0
+    public private(set) var unauthenticatedCount = 0
 
     public init(policy: AdmissionPolicy) {
         self.policy = policy
@@ -90,10 +101,10 @@ public struct ConnectionAdmission: Sendable {
 
     /// Connections admitted and not closed or shed.
     public var count: Int { entries.count }
-    /// Of which silent or handshaking.
-    public var unauthenticatedCount: Int { silent.count + handshaking.count }
     /// Addresses with at least one connection.
     public var addressCount: Int { addresses.count }
+    /// The most unauthenticated connections one address holds.
+    public var heaviestAddressUnauthenticated: Int { heaviest }
 
     public func state(of id: UInt64) -> State? { entries[id]?.state }
 
@@ -101,9 +112,10 @@ public struct ConnectionAdmission: Sendable {
 
     public func unauthenticated(from address: String) -> Int { addresses[address]?.unauthenticated ?? 0 }
 
-    /// A connection was accepted from `address` (see `addressKey`). `established` is true on
-    /// plaintext listeners. `id` must be new and increase with every call.
-    public mutating func arrive(id: UInt64, address: String, established: Bool = false) -> AdmissionDecision {
+    /// A connection was accepted from `address` (see `addressKey`) in loop turn `turn`.
+    /// `established` is true on plaintext listeners. `id` must be new and increase with every
+    /// call; `turn` must not decrease.
+    public mutating func arrive(id: UInt64, address: String, turn: UInt64, established: Bool = false) -> AdmissionDecision {
         var shed: (UInt64, AdmissionLimit)?
         let here = addresses[address] ?? AddressCounts()
         let addressLimit: AdmissionLimit? =
@@ -112,7 +124,7 @@ public struct ConnectionAdmission: Sendable {
             : nil
         if let addressLimit {
             var queue = here.silent
-            guard let victim = queue.oldest() else { return .refuse(addressLimit) }
+            guard let victim = queue.oldest(), entries[victim]!.turn < turn else { return .refuse(addressLimit) }
             forget(victim)
             shed = (victim, addressLimit)
         } else {
@@ -121,21 +133,23 @@ public struct ConnectionAdmission: Sendable {
                 : (!established && unauthenticatedCount >= policy.unauthenticatedMax) ? .unauthenticatedShare
                 : nil
             if let tableLimit {
-                guard let victim = silent.oldest() ?? handshaking.oldest() else { return .refuse(tableLimit) }
+                guard heaviest > 0, here.unauthenticated < heaviest,
+                      let heavy = byUnauthenticated[heaviest]?.oldest() else { return .refuse(tableLimit) }
+                guard let victim = addresses[heavy]!.silent.oldest() ?? addresses[heavy]!.handshaking.oldest() else {
+                    return .refuse(tableLimit)  // unreachable: a heaviest address holds one
+                }
                 forget(victim)
                 shed = (victim, tableLimit)
             }
         }
         let state: State = established ? .established : .silent
-        entries[id] = Entry(address: address, state: state)
+        entries[id] = Entry(address: address, turn: turn, state: state)
         var counts = addresses[address] ?? AddressCounts()
         counts.connections += 1
-        if !established {
-            counts.unauthenticated += 1
-            counts.silent.append(id)
-            silent.append(id)
-        }
+        let before = counts.unauthenticated
+        if !established { counts.silent.append(id) }
         addresses[address] = counts
+        if !established { unauthenticatedChanged(address, from: before, to: before + 1) }
         if let (victim, limit) = shed { return .admitShedding(shed: victim, limit: limit) }
         return .admit
     }
@@ -145,20 +159,19 @@ public struct ConnectionAdmission: Sendable {
         guard var entry = entries[id], entry.state == .silent else { return }
         entry.state = .handshaking
         entries[id] = entry
-        silent.remove(id)
-        handshaking.append(id)
-        addresses[entry.address]?.silent.remove(id)
+        addresses[entry.address]!.silent.remove(id)
+        addresses[entry.address]!.handshaking.append(id)
     }
 
     /// Connection `id` completed its mutual-TLS handshake.
     public mutating func authenticated(id: UInt64) {
         guard var entry = entries[id], entry.state != .established else { return }
-        silent.remove(id)
-        handshaking.remove(id)
-        addresses[entry.address]?.silent.remove(id)
-        addresses[entry.address]?.unauthenticated -= 1
+        let before = addresses[entry.address]!.unauthenticated
+        addresses[entry.address]!.silent.remove(id)
+        addresses[entry.address]!.handshaking.remove(id)
         entry.state = .established
         entries[id] = entry
+        unauthenticatedChanged(entry.address, from: before, to: before - 1)
     }
 
     /// Connection `id` closed (unknown or already shed ids are ignored).
@@ -167,16 +180,30 @@ public struct ConnectionAdmission: Sendable {
     }
 
     private mutating func forget(_ id: UInt64) {
-        guard let entry = entries.removeValue(forKey: id) else { return }
-        guard var counts = addresses[entry.address] else { return }
+        guard let entry = entries.removeValue(forKey: id), var counts = addresses[entry.address] else { return }
         counts.connections -= 1
+        let before = counts.unauthenticated
         if entry.state != .established {
-            counts.unauthenticated -= 1
             counts.silent.remove(id)
-            silent.remove(id)
-            handshaking.remove(id)
+            counts.handshaking.remove(id)
         }
         addresses[entry.address] = counts.connections > 0 ? counts : nil
+        if entry.state != .established { unauthenticatedChanged(entry.address, from: before, to: before - 1) }
+    }
+
+    /// Moves `address` between the buckets of `byUnauthenticated` (counts change by one).
+    private mutating func unauthenticatedChanged(_ address: String, from old: Int, to new: Int) {
+        unauthenticatedCount += new - old
+        if old > 0 {
+            byUnauthenticated[old]!.remove(address)
+            if byUnauthenticated[old]!.count == 0 { byUnauthenticated[old] = nil }
+        }
+        if new > 0 { byUnauthenticated[new, default: AgeQueue()].append(address) }
+        if new > heaviest {
+            heaviest = new
+        } else if old == heaviest && byUnauthenticated[old] == nil {
+            heaviest = new
+        }
     }
 
     /// The counting key of a peer address as `TCPSocket.peerAddress` renders it ("1.2.3.4:5678",
@@ -232,36 +259,55 @@ public struct ConnectionAdmission: Sendable {
     }
 }
 
-/// Connection ids in arrival order with removal from anywhere: removed ids stay in the array
-/// until they reach the head or the array is compacted (amortized O(1) per operation).
-struct AgeQueue: Sendable {
-    private var ids: [UInt64] = []
+/// Members in arrival order with removal from anywhere: removed members stay in the array
+/// until they reach the head or the array is compacted (amortized O(1) per operation). A member
+/// appended again after its removal counts from its new place.
+struct AgeQueue<Element: Hashable & Sendable>: Sendable {
+    private var items: [Element] = []
     private var head = 0
-    private var members: Set<UInt64> = []
+    /// Member → the sequence number of its live place (a member removed and appended again
+    /// has a stale place too).
+    private var members: [Element: UInt64] = [:]
+    private var generations: [UInt64] = []
+    private var sequence: UInt64 = 0
 
     var count: Int { members.count }
 
-    mutating func append(_ id: UInt64) {
-        ids.append(id)
-        members.insert(id)
+    mutating func append(_ e: Element) {
+        sequence &+= 1
+        members[e] = sequence
+        items.append(e)
+        generations.append(sequence)
     }
 
-    mutating func remove(_ id: UInt64) {
-        guard members.remove(id) != nil else { return }
-        if ids.count - head > 2 * members.count + 32 {
-            ids = ids[head...].filter { members.contains($0) }
-            head = 0
+    mutating func remove(_ e: Element) {
+        guard members.removeValue(forKey: e) != nil else { return }
+        if items.count - head > 2 * members.count + 32 { compact() }
+    }
+
+    private func isLive(_ i: Int) -> Bool { members[items[i]] == generations[i] }
+
+    private mutating func compact() {
+        var keptItems: [Element] = []
+        var keptGenerations: [UInt64] = []
+        for i in head..<items.count where isLive(i) {
+            keptItems.append(items[i])
+            keptGenerations.append(generations[i])
         }
+        items = keptItems
+        generations = keptGenerations
+        head = 0
     }
 
     /// The oldest member, if any.
-    mutating func oldest() -> UInt64? {
-        while head < ids.count && !members.contains(ids[head]) { head += 1 }
-        if head == ids.count {
-            ids.removeAll(keepingCapacity: true)
+    mutating func oldest() -> Element? {
+        while head < items.count && !isLive(head) { head += 1 }
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            generations.removeAll(keepingCapacity: true)
             head = 0
             return nil
         }
-        return ids[head]
+        return items[head]
     }
 }

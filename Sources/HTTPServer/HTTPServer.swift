@@ -97,7 +97,7 @@ public final class HTTPServer {
         let id = nextConnectionID + 1
         let peer = socket.peerAddress
         let address = ConnectionAdmission.addressKey(peer)
-        switch admission.arrive(id: id, address: address, established: tlsContext == nil) {
+        switch admission.arrive(id: id, address: address, turn: loop.turn, established: tlsContext == nil) {
         case .refuse(let limit):
             metrics.connectionRefused(reason: limit.rawValue)
             logAdmission("refused", limit, address: address)

@@ -17,9 +17,12 @@ final class ConnectionAdmissionTests: XCTestCase {
         var admission: ConnectionAdmission
         var next: UInt64 = 0
         init(_ p: AdmissionPolicy) { admission = ConnectionAdmission(policy: p) }
-        mutating func arrive(_ address: String, established: Bool = false) -> (UInt64, AdmissionDecision) {
+        /// Every arrival in a loop turn of its own unless `sameTurn`.
+        var turn: UInt64 = 0
+        mutating func arrive(_ address: String, established: Bool = false, sameTurn: Bool = false) -> (UInt64, AdmissionDecision) {
             next += 1
-            return (next, admission.arrive(id: next, address: address, established: established))
+            if !sameTurn { turn += 1 }
+            return (next, admission.arrive(id: next, address: address, turn: turn, established: established))
         }
         /// A connection that completes its handshake.
         mutating func authenticated(_ address: String) -> UInt64 {
@@ -138,21 +141,41 @@ final class ConnectionAdmissionTests: XCTestCase {
         XCTAssertEqual([e1, e2].map { d.admission.state(of: $0) }, [.established, .established])
     }
 
-    // Rule 2, unauthenticated share: the table's oldest silent, else oldest handshaking.
-    func testUnauthenticatedShareShedsOldestSilentThenOldestHandshaking() {
-        var d = Driver(policy(max: 10, reserve: 70))  // 3 unauthenticated at most
-        let (h1, _) = d.arrive("10.0.0.1")
-        let (s1, _) = d.arrive("10.0.0.2")
-        let (h2, _) = d.arrive("10.0.0.3")
-        d.admission.received(id: h1)
-        d.admission.received(id: h2)
-        let (n1, r1) = d.arrive("10.0.0.4")
-        XCTAssertEqual(r1, .admitShedding(shed: s1, limit: .unauthenticatedShare), "silent before handshaking")
-        d.admission.received(id: n1)
+    // Rule 2, unauthenticated share: the heaviest address gives up its oldest silent connection,
+    // else its oldest handshaking one.
+    func testUnauthenticatedShareShedsFromTheHeaviestAddress() {
+        var d = Driver(policy(max: 10, reserve: 50))  // 5 unauthenticated at most
+        let (b1, _) = d.arrive("10.0.0.2")
+        let (a1, _) = d.arrive("10.0.0.1")
+        let (a2, _) = d.arrive("10.0.0.1")
+        let (a3, _) = d.arrive("10.0.0.1")
+        let (c1, _) = d.arrive("10.0.0.3")
+        d.admission.received(id: a1)  // handshaking: after the address's silent ones
+        XCTAssertEqual(d.admission.heaviestAddressUnauthenticated, 3)
+        let (_, r1) = d.arrive("10.0.0.4")
+        XCTAssertEqual(r1, .admitShedding(shed: a2, limit: .unauthenticatedShare), "older b1 and c1 are elsewhere")
         let (_, r2) = d.arrive("10.0.0.5")
-        XCTAssertEqual(r2, .admitShedding(shed: h1, limit: .unauthenticatedShare), "then the oldest handshake")
-        XCTAssertEqual(d.admission.unauthenticatedCount, 3)
-        XCTAssertEqual(d.admission.count, 3)
+        XCTAssertEqual(r2, .admitShedding(shed: a3, limit: .unauthenticatedShare))
+        // 10.0.0.1 now holds one (handshaking), like every other address: of the addresses
+        // holding one, the first to reach that number (10.0.0.2) gives up its connection.
+        let (_, r3) = d.arrive("10.0.0.6")
+        XCTAssertEqual(r3, .admitShedding(shed: b1, limit: .unauthenticatedShare))
+        XCTAssertEqual(d.admission.unauthenticatedCount, 5)
+        XCTAssertEqual(d.admission.count, 5)
+        XCTAssertEqual(d.admission.state(of: c1), .silent)
+    }
+
+    func testNewcomerFromTheHeaviestAddressIsRefused() {
+        var d = Driver(policy(max: 10, reserve: 70))  // 3 unauthenticated at most
+        _ = d.arrive("10.0.0.1")
+        _ = d.arrive("10.0.0.1")
+        _ = d.arrive("10.0.0.2")
+        let (_, r) = d.arrive("10.0.0.1")
+        XCTAssertEqual(r, .refuse(.unauthenticatedShare), "it would only shed its own kind")
+        let (_, r2) = d.arrive("10.0.0.2")
+        XCTAssertEqual(r2, .admitShedding(shed: 1, limit: .unauthenticatedShare))
+        let (_, r3) = d.arrive("10.0.0.2")
+        XCTAssertEqual(r3, .refuse(.unauthenticatedShare), "now 10.0.0.2 is the heaviest")
     }
 
     func testReserveIsKeptForEstablishedConnections() {
@@ -213,18 +236,66 @@ final class ConnectionAdmissionTests: XCTestCase {
         XCTAssertEqual(d.admission.count, 129)
     }
 
-    /// A distributed flood that fills the unauthenticated share: a newcomer survives until the
-    /// flood has cycled through the whole share.
-    func testDistributedFloodCyclesOldestFirst() {
+    /// A distributed flood that fills the unauthenticated share: a newcomer from elsewhere is
+    /// never the heaviest address, so the flood sheds its own.
+    func testDistributedFloodShedsItsOwn() {
         var d = Driver(policy(max: 100, perAddress: 10, handshakes: 10, reserve: 20))
         for i in 0..<1000 { _ = d.arrive("10.0.\(i % 50).1") }
         XCTAssertEqual(d.admission.unauthenticatedCount, 80)
         let (legit, _) = d.arrive("10.9.9.9")
         for i in 0..<79 { _ = d.arrive("10.0.\(i % 50).1") }
-        XCTAssertEqual(d.admission.state(of: legit), .silent, "79 later arrivals do not reach it")
+        XCTAssertEqual(d.admission.state(of: legit), .silent)
+        for i in 0..<10_000 { _ = d.arrive("10.0.\(i % 50).1", sameTurn: i % 3 != 0) }
+        XCTAssertEqual(d.admission.state(of: legit), .silent, "not shed while silent")
         d.admission.received(id: legit)
-        for i in 0..<1000 { _ = d.arrive("10.0.\(i % 50).1") }
-        XCTAssertEqual(d.admission.state(of: legit), .handshaking, "silent connections go first")
+        for i in 0..<10_000 { _ = d.arrive("10.0.\(i % 50).1", sameTurn: i % 3 != 0) }
+        XCTAssertEqual(d.admission.state(of: legit), .handshaking, "nor while handshaking")
+        XCTAssertLessThanOrEqual(d.admission.heaviestAddressUnauthenticated, 2, "the flood is spread evenly")
+    }
+
+    /// Connections accepted in the current loop turn have not been read yet: never shed.
+    func testConnectionsOfTheCurrentTurnAreNotShed() {
+        var d = Driver(policy(max: 10, handshakes: 2, reserve: 70))  // 3 unauthenticated at most
+        let (a1, _) = d.arrive("10.0.0.1")
+        let (_, r2) = d.arrive("10.0.0.1", sameTurn: true)
+        XCTAssertEqual(r2, .admit)
+        let (_, r3) = d.arrive("10.0.0.1", sameTurn: true)
+        XCTAssertEqual(r3, .refuse(.addressHandshakes), "both silent ones arrived this turn")
+        let (_, r4) = d.arrive("10.0.0.1")
+        XCTAssertEqual(r4, .admitShedding(shed: a1, limit: .addressHandshakes), "next turn: the oldest goes")
+        // Table scope: a burst from elsewhere, in the newcomer's own turn or later, sheds the
+        // burst's own connections.
+        var t = Driver(policy(max: 100, reserve: 70))  // 30 unauthenticated at most
+        for _ in 0..<30 { _ = t.arrive("10.0.0.1") }
+        let (legit, l) = t.arrive("10.9.9.9")
+        XCTAssertEqual(l, .admitShedding(shed: 1, limit: .unauthenticatedShare))
+        for i in 0..<100 { _ = t.arrive("10.0.1.\(i % 7)", sameTurn: true) }
+        XCTAssertEqual(t.admission.state(of: legit), .silent)
+        t.admission.received(id: legit)
+        for i in 0..<100 { _ = t.arrive("10.0.2.\(i % 7)") }
+        XCTAssertEqual(t.admission.state(of: legit), .handshaking)
+        // A flood spread thinner than one per address is indistinguishable: ties go in the
+        // order the addresses reached their number, so the newcomer lasts one cycle of the share.
+        var u = Driver(policy(max: 10, reserve: 70))
+        _ = u.arrive("10.0.0.1")
+        let (early, _) = u.arrive("10.0.0.2")
+        _ = u.arrive("10.0.0.3")
+        _ = u.arrive("10.0.0.4")
+        XCTAssertNil(u.admission.state(of: 1))
+        XCTAssertEqual(u.admission.state(of: early), .silent)
+        _ = u.arrive("10.0.0.5")
+        XCTAssertNil(u.admission.state(of: early))
+    }
+
+    /// With no silent connection left, a stalled handshake makes room, whatever its turn.
+    func testStalledHandshakesMakeRoomWhenNothingIsSilent() {
+        var d = Driver(policy(max: 10, reserve: 80))  // 2 unauthenticated at most
+        let (h1, _) = d.arrive("10.0.0.1")
+        let (h2, _) = d.arrive("10.0.0.2")
+        d.admission.received(id: h1)
+        d.admission.received(id: h2)
+        let (_, r) = d.arrive("10.0.0.3", sameTurn: true)
+        XCTAssertEqual(r, .admitShedding(shed: h1, limit: .unauthenticatedShare))
     }
 
     func testQueuesStayCompactUnderChurn() {
@@ -238,7 +309,7 @@ final class ConnectionAdmissionTests: XCTestCase {
         }
         XCTAssertEqual(d.admission.count, 0)
         XCTAssertEqual(d.admission.addressCount, 0)
-        var q = AgeQueue()
+        var q = AgeQueue<UInt64>()
         for i in 0..<10_000 { q.append(UInt64(i)) }
         for i in 0..<9_999 { q.remove(UInt64(i)) }
         XCTAssertEqual(q.count, 1)

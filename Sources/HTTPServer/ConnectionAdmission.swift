@@ -81,9 +81,11 @@ public struct ConnectionAdmission: Sendable {
 
     private struct AddressCounts: Sendable {
         var connections = 0
+        /// Silent connections, in accept order.
         var silent = AgeQueue<UInt64>()
-        var handshaking = AgeQueue<UInt64>()
-        var unauthenticated: Int { silent.count + handshaking.count }
+        /// Silent and handshaking connections, in accept order.
+        var pending = AgeQueue<UInt64>()
+        var unauthenticated: Int { pending.count }
     }
 
     private var entries: [UInt64: Entry] = [:]
@@ -135,7 +137,8 @@ public struct ConnectionAdmission: Sendable {
             if let tableLimit {
                 guard heaviest > 0, here.unauthenticated < heaviest,
                       let heavy = byUnauthenticated[heaviest]?.oldest() else { return .refuse(tableLimit) }
-                guard let victim = addresses[heavy]!.silent.oldest() ?? addresses[heavy]!.handshaking.oldest() else {
+                // No silent connection: all its unauthenticated ones are handshaking.
+                guard let victim = addresses[heavy]!.silent.oldest() ?? addresses[heavy]!.pending.oldest() else {
                     return .refuse(tableLimit)  // unreachable: a heaviest address holds one
                 }
                 forget(victim)
@@ -147,7 +150,10 @@ public struct ConnectionAdmission: Sendable {
         var counts = addresses[address] ?? AddressCounts()
         counts.connections += 1
         let before = counts.unauthenticated
-        if !established { counts.silent.append(id) }
+        if !established {
+            counts.silent.append(id)
+            counts.pending.append(id)
+        }
         addresses[address] = counts
         if !established { unauthenticatedChanged(address, from: before, to: before + 1) }
         if let (victim, limit) = shed { return .admitShedding(shed: victim, limit: limit) }
@@ -160,7 +166,6 @@ public struct ConnectionAdmission: Sendable {
         entry.state = .handshaking
         entries[id] = entry
         addresses[entry.address]!.silent.remove(id)
-        addresses[entry.address]!.handshaking.append(id)
     }
 
     /// Connection `id` completed its mutual-TLS handshake.
@@ -168,7 +173,7 @@ public struct ConnectionAdmission: Sendable {
         guard var entry = entries[id], entry.state != .established else { return }
         let before = addresses[entry.address]!.unauthenticated
         addresses[entry.address]!.silent.remove(id)
-        addresses[entry.address]!.handshaking.remove(id)
+        addresses[entry.address]!.pending.remove(id)
         entry.state = .established
         entries[id] = entry
         unauthenticatedChanged(entry.address, from: before, to: before - 1)
@@ -185,7 +190,7 @@ public struct ConnectionAdmission: Sendable {
         let before = counts.unauthenticated
         if entry.state != .established {
             counts.silent.remove(id)
-            counts.handshaking.remove(id)
+            counts.pending.remove(id)
         }
         addresses[entry.address] = counts.connections > 0 ? counts : nil
         if entry.state != .established { unauthenticatedChanged(entry.address, from: before, to: before - 1) }

@@ -1,3 +1,4 @@
+import Foundation
 @testable import HTTPServer
 import XCTest
 
@@ -338,5 +339,128 @@ final class ConnectionAdmissionTests: XCTestCase {
         XCTAssertNil(ConnectionAdmission.ipv6Groups("12345::"))
         XCTAssertEqual(ConnectionAdmission.ipv6Groups("::"), [0, 0, 0, 0, 0, 0, 0, 0])
         XCTAssertEqual(ConnectionAdmission.ipv6Groups("1:2:3:4:5:6:7:8"), [1, 2, 3, 4, 5, 6, 7, 8])
+    }
+
+    func testHeaviestFollowsHandshakesAndCloses() {
+        var d = Driver(policy(max: 100, reserve: 95))  // 5 unauthenticated at most
+        let a = (0..<3).map { _ in d.arrive("10.0.0.1").0 }
+        let b = (0..<2).map { _ in d.arrive("10.0.0.2").0 }
+        XCTAssertEqual(d.admission.heaviestAddressUnauthenticated, 3)
+        for id in a { d.admission.received(id: id); d.admission.authenticated(id: id) }
+        XCTAssertEqual(d.admission.heaviestAddressUnauthenticated, 2)
+        XCTAssertEqual(d.admission.unauthenticatedCount, 2)
+        d.admission.closed(id: b[0])
+        XCTAssertEqual(d.admission.heaviestAddressUnauthenticated, 1)
+        d.admission.closed(id: b[1])
+        XCTAssertEqual(d.admission.heaviestAddressUnauthenticated, 0)
+        XCTAssertEqual(d.admission.count, 3)
+    }
+
+    /// Random operations against a naive model of the rules (linear scans, no queues): every
+    /// decision and count must agree.
+    func testAgreesWithANaiveModelOverRandomOperations() {
+        struct Model {
+            struct C { let id: UInt64; let address: String; let turn: UInt64; var state: ConnectionAdmission.State }
+            let p: AdmissionPolicy
+            var conns: [C] = []
+            var reachedAt: [String: Int] = [:]
+            var clock = 0
+            func unauth(_ a: String) -> Int { conns.filter { $0.address == a && $0.state != .established }.count }
+            mutating func touch(_ a: String) { clock += 1; reachedAt[a] = clock }
+            mutating func remove(_ id: UInt64) {
+                guard let i = conns.firstIndex(where: { $0.id == id }) else { return }
+                let c = conns.remove(at: i)
+                if c.state != .established { touch(c.address) }
+            }
+            mutating func arrive(_ id: UInt64, _ a: String, _ turn: UInt64, _ est: Bool) -> AdmissionDecision {
+                var shed: (UInt64, AdmissionLimit)?
+                let total = conns.filter { $0.address == a }.count
+                let limit: AdmissionLimit? = total >= p.connectionsPerAddressMax ? .addressConnections
+                    : (!est && unauth(a) >= p.handshakesPerAddressMax) ? .addressHandshakes : nil
+                if let limit {
+                    guard let v = conns.first(where: { $0.address == a && $0.state == .silent }), v.turn < turn else { return .refuse(limit) }
+                    remove(v.id)
+                    shed = (v.id, limit)
+                } else {
+                    let u = conns.filter { $0.state != .established }.count
+                    let t: AdmissionLimit? = conns.count >= p.connectionsMax ? .connectionsMax
+                        : (!est && u >= p.unauthenticatedMax) ? .unauthenticatedShare : nil
+                    if let t {
+                        let addrs = Set(conns.filter { $0.state != .established }.map(\.address))
+                        let heaviest = addrs.map { unauth($0) }.max() ?? 0
+                        guard heaviest > 0, unauth(a) < heaviest else { return .refuse(t) }
+                        let heavy = addrs.filter { unauth($0) == heaviest }.min { reachedAt[$0]! < reachedAt[$1]! }!
+                        let v = conns.first { $0.address == heavy && $0.state == .silent }
+                            ?? conns.first { $0.address == heavy && $0.state == .handshaking }!
+                        remove(v.id)
+                        shed = (v.id, t)
+                    }
+                }
+                conns.append(C(id: id, address: a, turn: turn, state: est ? .established : .silent))
+                if !est { touch(a) }
+                if let (v, l) = shed { return .admitShedding(shed: v, limit: l) }
+                return .admit
+            }
+            mutating func received(_ id: UInt64) {
+                if let i = conns.firstIndex(where: { $0.id == id && $0.state == .silent }) { conns[i].state = .handshaking }
+            }
+            mutating func authenticated(_ id: UInt64) {
+                if let i = conns.firstIndex(where: { $0.id == id && $0.state != .established }) {
+                    conns[i].state = .established
+                    touch(conns[i].address)
+                }
+            }
+        }
+        let rounds = Int(ProcessInfo.processInfo.environment["ADMISSION_MODEL_ROUNDS"] ?? "") ?? 20
+        for round in 0..<rounds {
+            var rng = SplitMix64(seed: UInt64(round))
+            var p = policy(max: Int.random(in: 1...40, using: &rng), perAddress: Int.random(in: 1...15, using: &rng),
+                           handshakes: Int.random(in: 1...10, using: &rng), reserve: Int.random(in: 0...90, using: &rng))
+            if round == 0 { p = policy(max: 12, perAddress: 5, handshakes: 3, reserve: 25) }
+            var real = ConnectionAdmission(policy: p)
+            var model = Model(p: p)
+            var next: UInt64 = 0
+            var turn: UInt64 = 0
+            for step in 0..<3000 {
+                let known = model.conns.map(\.id)
+                let pick = known.randomElement(using: &rng) ?? 0
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0..<5:
+                    next += 1
+                    if Bool.random(using: &rng) { turn += 1 }
+                    let a = "10.0.0.\(Int.random(in: 0..<6, using: &rng))"
+                    let est = Int.random(in: 0..<8, using: &rng) == 0
+                    let r = real.arrive(id: next, address: a, turn: turn, established: est)
+                    let m = model.arrive(next, a, turn, est)
+                    XCTAssertEqual(r, m, "round (seed) \(round) step \(step) policy \(p)")
+                    if r != m { return }
+                case 5..<7:
+                    real.received(id: pick)
+                    model.received(pick)
+                case 7..<9:
+                    real.authenticated(id: pick)
+                    model.authenticated(pick)
+                default:
+                    real.closed(id: pick)
+                    model.remove(pick)
+                }
+                XCTAssertEqual(real.count, model.conns.count)
+                XCTAssertEqual(real.unauthenticatedCount, model.conns.filter { $0.state != .established }.count)
+                XCTAssertLessThanOrEqual(real.count, p.connectionsMax)
+            }
+        }
+    }
+}
+
+/// A seeded generator: a failing round of the model test replays exactly.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

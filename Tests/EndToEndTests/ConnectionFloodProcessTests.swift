@@ -15,10 +15,10 @@ final class ConnectionFloodProcessTests: XCTestCase {
     static let limits = ["--connections-max", "200", "--connections-per-address-max", "50",
                          "--handshakes-per-address-max", "20", "--established-reserve-percent", "20"]
 
-    func startServer() throws -> (ServerProcess, TempDir) {
+    func startServer(_ limits: [String] = ConnectionFloodProcessTests.limits) throws -> (ServerProcess, TempDir) {
         let data = TempDir()
         let server = try ServerProcess(arguments: try TestCertificates.serverArguments()
-            + ["--bench-fixed-response", "--data-dir", data.path] + Self.limits)
+            + ["--bench-fixed-response", "--data-dir", data.path] + limits)
         return (server, data)
     }
 
@@ -29,6 +29,8 @@ final class ConnectionFloodProcessTests: XCTestCase {
         private var sockets: [BlockingClient] = []
         private var connectFailures = 0
         private var done = false
+        private let started = Date()
+        private var finishedAt: Date?
 
         init(port: Int, sources: [String], count: Int) {
             Thread.detachNewThread { [self] in
@@ -42,6 +44,7 @@ final class ConnectionFloodProcessTests: XCTestCase {
                 }
                 lock.lock()
                 done = true
+                finishedAt = Date()
                 lock.unlock()
             }
         }
@@ -50,6 +53,13 @@ final class ConnectionFloodProcessTests: XCTestCase {
             lock.lock()
             defer { lock.unlock() }
             return done
+        }
+
+        /// How long opening the connections took.
+        var durationMs: Int {
+            lock.lock()
+            defer { lock.unlock() }
+            return Int(((finishedAt ?? Date()).timeIntervalSince(started)) * 1000)
         }
 
         var opened: Int {
@@ -146,7 +156,7 @@ final class ConnectionFloodProcessTests: XCTestCase {
         let flood = Flood(port: server.apiPort, sources: ["127.0.0.1"], count: 2000)
         defer { flood.close() }
         let attempts = try legitimateClients(port: server.apiPort, from: "127.0.0.2", during: flood)
-        print("ADMISSION one address: flood \(flood.opened) connections; legitimate client from 127.0.0.2: \(attempts)")
+        print("ADMISSION one address: flood \(flood.opened) connections in \(flood.durationMs) ms; legitimate client from 127.0.0.2: \(attempts)")
         XCTAssertGreaterThan(flood.opened, 1500, "the flood opened its connections")
         XCTAssertEqual(attempts.failures, [], "legitimate clients were refused: \(attempts)")
         XCTAssertLessThan(attempts.latenciesMs.max() ?? 0, 2000, "\(attempts)")
@@ -173,7 +183,7 @@ final class ConnectionFloodProcessTests: XCTestCase {
         let flood = Flood(port: server.apiPort, sources: sources, count: 100)
         defer { flood.close() }
         let attempts = try legitimateClients(port: server.apiPort, from: "127.0.0.2", during: flood)
-        print("ADMISSION 20 addresses: flood \(flood.opened) connections; legitimate client from 127.0.0.2: \(attempts)")
+        print("ADMISSION 20 addresses: flood \(flood.opened) connections in \(flood.durationMs) ms; legitimate client from 127.0.0.2: \(attempts)")
         XCTAssertGreaterThan(flood.opened, 1500)
         XCTAssertEqual(attempts.failures, [], "legitimate clients were refused: \(attempts)")
 
@@ -197,5 +207,21 @@ final class ConnectionFloodProcessTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(m["rtpstream_http_connections_refused_total{listener=\"api\",reason=\"address-connections\"}"] ?? 0, 1, "\(m)")
         XCTAssertLessThanOrEqual(m["rtpstream_http_connections_unauthenticated{listener=\"api\"}"] ?? 999, 160, "the reserve is kept")
         XCTAssertLessThanOrEqual(m["rtpstream_http_connections_open{listener=\"api\"}"] ?? 999, 200)
+    }
+
+    /// The incident at its own scale, with the default limits: 10,050 plain TCP connections
+    /// from one address. Opt-in (RTPSTREAM_ADMISSION_INCIDENT=1): it holds 10,050 descriptors.
+    func testIncidentScaleWithDefaultLimits() throws {
+        guard ProcessInfo.processInfo.environment["RTPSTREAM_ADMISSION_INCIDENT"] == "1" else {
+            throw XCTSkip("set RTPSTREAM_ADMISSION_INCIDENT=1")
+        }
+        let (server, _) = try startServer([])
+        defer { server.kill(SIGKILL) }
+        let flood = Flood(port: server.apiPort, sources: ["127.0.0.1"], count: 10_050)
+        defer { flood.close() }
+        let attempts = try legitimateClients(port: server.apiPort, from: "127.0.0.2", during: flood)
+        print("ADMISSION incident: flood \(flood.opened) connections in \(flood.durationMs) ms; "
+              + "legitimate client from 127.0.0.2: \(attempts)")
+        XCTAssertEqual(attempts.failures, [], "\(attempts)")
     }
 }

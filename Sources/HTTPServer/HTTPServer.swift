@@ -13,7 +13,7 @@ public final class HTTPServer {
     private let loop: Loop
     private var listener: TCPListener?
     private var connections: [UInt64: HTTPConnection] = [:]
-    /// Who may take a slot of the connection table (docs/tls.md, "Admission").
+    /// Who may take a slot of the connection table (docs/tls.md, "Connection admission").
     private var admission: ConnectionAdmission
     /// Admission log lines are rate-limited: one per `admissionLogIntervalMs`, with the number
     /// of refusals and sheds since the previous line.

@@ -32,7 +32,8 @@ final class ConnectionFloodProcessTests: XCTestCase {
         private let started = Date()
         private var finishedAt: Date?
 
-        init(port: Int, sources: [String], count: Int) {
+        /// `firstBytes`: sent on every connection after connect (a stalled handshake), or none.
+        init(port: Int, sources: [String], count: Int, firstBytes: [UInt8] = []) {
             Thread.detachNewThread { [self] in
                 for i in 0..<count {
                     // At most ~25,000 per second: faster, the listen backlog (1024) overflows
@@ -40,6 +41,7 @@ final class ConnectionFloodProcessTests: XCTestCase {
                     if i % 25 == 0 { usleep(1000) }
                     for source in sources {
                         let c = try? BlockingClient(port: port, timeoutMs: 2000, bindHost: source)
+                        if let c, !firstBytes.isEmpty { try? c.send(firstBytes) }
                         lock.lock()
                         if let c { sockets.append(c) } else { connectFailures += 1 }
                         lock.unlock()
@@ -218,6 +220,24 @@ final class ConnectionFloodProcessTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(m["rtpstream_http_connections_refused_total{listener=\"api\",reason=\"address-connections\"}"] ?? 0, 1, "\(m)")
         XCTAssertLessThanOrEqual(m["rtpstream_http_connections_unauthenticated{listener=\"api\"}"] ?? 999, 160, "the reserve is kept")
         XCTAssertLessThanOrEqual(m["rtpstream_http_connections_open{listener=\"api\"}"] ?? 999, 200)
+    }
+
+    /// Connections that start a handshake and stall (a TLS record header and the first byte
+    /// of a ClientHello, then nothing), from 20 addresses: the heaviest addresses' oldest stalled
+    /// handshakes make room; a client from elsewhere is served.
+    func testStalledHandshakesFromManyAddresses() throws {
+        let (server, _) = try startServer()
+        defer { server.kill(SIGKILL) }
+        let sources = (3...22).map { "127.0.0.\($0)" }
+        let flood = Flood(port: server.apiPort, sources: sources, count: 50, firstBytes: [0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        defer { flood.close() }
+        let attempts = try legitimateClients(port: server.apiPort, from: "127.0.0.2", during: flood)
+        print("ADMISSION stalled handshakes from 20 addresses: flood \(flood.opened) connections in \(flood.durationMs) ms; "
+              + "legitimate client from 127.0.0.2: \(attempts)")
+        XCTAssertEqual(attempts.failures, [], "legitimate clients were refused: \(attempts)")
+        let m = try metrics(server)
+        XCTAssertGreaterThan(m["rtpstream_http_connections_shed_total{listener=\"api\",reason=\"unauthenticated-share\"}"] ?? 0, 0, "\(m)")
+        XCTAssertLessThanOrEqual(m["rtpstream_http_connections_unauthenticated{listener=\"api\"}"] ?? 999, 160, "the reserve is kept")
     }
 
     /// The incident at its own scale, with the default limits: 10,050 plain TCP connections

@@ -68,6 +68,7 @@ final class HTTPConnection {
             return
         }
         if !transport.isEstablished {
+            server.connectionReceived(self)
             if deferredHandshakeBytes != nil {
                 deferredHandshakeBytes!.append(contentsOf: bytes)
                 return
@@ -102,7 +103,10 @@ final class HTTPConnection {
             if !socket.hasPendingWrites { close() }
             return
         }
-        if !wasEstablished && transport.isEstablished { observe() }
+        if !wasEstablished && transport.isEstablished {
+            server.connectionAuthenticated(self)
+            observe()
+        }
         processInput()
     }
 
@@ -309,6 +313,14 @@ final class HTTPConnection {
 
     /// The client certificate's identity, once the TLS handshake completed.
     var peerIdentity: PeerIdentity? { transport.peerIdentity }
+
+    /// Shed by admission: reset at once, nothing more is read or written.
+    func reset() {
+        guard !closed, !closing else { return }
+        closing = true
+        timer.stop()
+        socket.close(reset: true)
+    }
 
     func close() {
         guard !closed else { return }

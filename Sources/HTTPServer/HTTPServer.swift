@@ -13,6 +13,13 @@ public final class HTTPServer {
     private let loop: Loop
     private var listener: TCPListener?
     private var connections: [UInt64: HTTPConnection] = [:]
+    /// Who may take a slot of the connection table (docs/tls.md, "Connection admission").
+    private var admission: ConnectionAdmission
+    /// Admission log lines are rate-limited: one per `admissionLogIntervalMs`, with the number
+    /// of refusals and sheds since the previous line.
+    static let admissionLogIntervalMs: UInt64 = 10_000
+    private var admissionLogNextMs: UInt64 = 0
+    private var admissionEventsUnlogged = 0
     private var nextConnectionID: UInt64 = 0
     private var dateCache = HTTPDate()
     public private(set) var isDraining = false
@@ -37,6 +44,7 @@ public final class HTTPServer {
         self.logger = logger
         tlsContext = tls
         metrics = ServerMetrics(listener: config.name)
+        admission = ConnectionAdmission(policy: config.admission)
     }
 
     /// New connections use `context`; established ones keep the context they started with,
@@ -95,27 +103,70 @@ public final class HTTPServer {
     public var connectionCount: Int { connections.count }
 
     private func accept(_ socket: TCPSocket) {
-        guard !isDraining, connections.count < config.connectionsMax else {
-            metrics.connectionRefused()
+        guard !isDraining else {
+            metrics.connectionRefused(reason: "draining")
             socket.close(reset: true)
             return
         }
-        nextConnectionID += 1
+        let id = nextConnectionID + 1
+        let peer = socket.peerAddress
+        let address = ConnectionAdmission.addressKey(peer)
+        switch admission.arrive(id: id, address: address, turn: loop.turn, established: tlsContext == nil) {
+        case .refuse(let limit):
+            metrics.connectionRefused(reason: limit.rawValue)
+            logAdmission("refused", limit, address: address)
+            socket.close(reset: true)
+            return
+        case .admitShedding(let shed, let limit):
+            metrics.connectionShed(reason: limit.rawValue)
+            logAdmission("shed", limit, address: connections[shed].map { ConnectionAdmission.addressKey($0.socket.peerAddress) } ?? "?")
+            connections[shed]?.reset()
+        case .admit:
+            break
+        }
+        nextConnectionID = id
         let transport: any ConnectionTransport
         if let tlsContext {
             transport = TLSTransport(socket: socket, context: tlsContext, scratch: tlsScratch)
         } else {
             transport = PlainTransport(socket: socket)
         }
-        let connection = HTTPConnection(server: self, socket: socket, transport: transport, id: nextConnectionID)
-        connections[nextConnectionID] = connection
+        let connection = HTTPConnection(server: self, socket: socket, transport: transport, id: id)
+        connections[id] = connection
         metrics.connectionOpened()
+        metrics.unauthenticated(admission.unauthenticatedCount)
         connection.start()
     }
 
+    /// A warning when a limit trips, at most one per interval (a flood must not flood the log).
+    private func logAdmission(_ action: String, _ limit: AdmissionLimit, address: String) {
+        admissionEventsUnlogged += 1
+        let now = loop.nowMs
+        guard now >= admissionLogNextMs else { return }
+        admissionLogNextMs = now + Self.admissionLogIntervalMs
+        logger.warning("connection admission limit reached", metadata: [
+            "listener": "\(config.name)", "limit": "\(limit.rawValue)", "action": "\(action)",
+            "address": "\(address)", "events": "\(admissionEventsUnlogged)",
+            "connections": "\(admission.count)", "unauthenticated": "\(admission.unauthenticatedCount)"])
+        admissionEventsUnlogged = 0
+    }
+
+    /// Bytes arrived on a connection still in its handshake.
+    func connectionReceived(_ connection: HTTPConnection) {
+        admission.received(id: connection.id)
+    }
+
+    /// A connection completed its mutual-TLS handshake.
+    func connectionAuthenticated(_ connection: HTTPConnection) {
+        admission.authenticated(id: connection.id)
+        metrics.unauthenticated(admission.unauthenticatedCount)
+    }
+
     func connectionClosed(_ connection: HTTPConnection) {
+        admission.closed(id: connection.id)
         guard connections.removeValue(forKey: connection.id) != nil else { return }
         metrics.connectionClosed()
+        metrics.unauthenticated(admission.unauthenticatedCount)
         if isDraining && connections.isEmpty { finishDrain() }
     }
 

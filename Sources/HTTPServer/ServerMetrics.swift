@@ -9,8 +9,11 @@ final class ServerMetrics {
     private var latency: [String: Metrics.Timer] = [:]
     private let connectionsOpen: Gauge
     private let connectionsAccepted: Counter
-    private let connectionsRefused: Counter
     private let connectionsRevoked: Counter
+    private var connectionsRefused: [String: Counter] = [:]
+    private var connectionsShed: [String: Counter] = [:]
+    private let connectionsUnauthenticated: Gauge
+    private var unauthenticatedCount = -1
     private var timeouts: [TimeoutKind: Counter] = [:]
     private var parseErrors: [Int: Counter] = [:]
     private var openCount = 0
@@ -24,8 +27,9 @@ final class ServerMetrics {
         self.listener = listener
         connectionsOpen = Gauge(label: "rtpstream_http_connections_open", dimensions: [("listener", listener)])
         connectionsAccepted = Counter(label: "rtpstream_http_connections_accepted_total", dimensions: [("listener", listener)])
-        connectionsRefused = Counter(label: "rtpstream_http_connections_refused_total", dimensions: [("listener", listener)])
         connectionsRevoked = Counter(label: "rtpstream_http_connections_revoked_total", dimensions: [("listener", listener)])
+        connectionsUnauthenticated = Gauge(label: "rtpstream_http_connections_unauthenticated",
+                                           dimensions: [("listener", listener)])
     }
 
     func request(route: String, status: Int, durationNs: UInt64) {
@@ -61,7 +65,29 @@ final class ServerMetrics {
         connectionsOpen.record(openCount)
     }
 
-    func connectionRefused() { connectionsRefused.increment() }
+    /// Reset at accept; `reason` is "draining" or an `AdmissionLimit`.
+    func connectionRefused(reason: String) {
+        counter(&connectionsRefused, "rtpstream_http_connections_refused_total", reason).increment()
+    }
+
+    /// An unauthenticated connection reset to make room for a new one.
+    func connectionShed(reason: String) {
+        counter(&connectionsShed, "rtpstream_http_connections_shed_total", reason).increment()
+    }
+
+    /// Open connections whose TLS handshake has not completed.
+    func unauthenticated(_ count: Int) {
+        guard count != unauthenticatedCount else { return }
+        unauthenticatedCount = count
+        connectionsUnauthenticated.record(count)
+    }
+
+    private func counter(_ table: inout [String: Counter], _ label: String, _ reason: String) -> Counter {
+        if let c = table[reason] { return c }
+        let c = Counter(label: label, dimensions: [("listener", listener), ("reason", reason)])
+        table[reason] = c
+        return c
+    }
 
     func connectionRevoked() { connectionsRevoked.increment() }
 

@@ -75,6 +75,9 @@ public struct HubConfiguration: Sendable {
     public var handshakeTimeoutSeconds = 10
     public var bodyBytesMax = 4 * 1024 * 1024
     public var connectionsMax = 10_000
+    public var connectionsPerAddressMax = 1_000
+    public var handshakesPerAddressMax = 128
+    public var establishedReservePercent = 10
     public var shutdownGraceSeconds = 10
     public var redisTimeoutMs = 50
     public var rateLimitPerSecond = 0
@@ -169,6 +172,12 @@ extension HubConfiguration {
             $0.bodyBytesMax = try int($1, 1024...(256 << 20)) },
         .init(name: "connections-max", kind: .value, help: "open API connections at most") {
             $0.connectionsMax = try int($1, 1...1_000_000) },
+        .init(name: "connections-per-address-max", kind: .value, help: "open API connections from one IP address (IPv6: one /64) at most") {
+            $0.connectionsPerAddressMax = try int($1, 1...1_000_000) },
+        .init(name: "handshakes-per-address-max", kind: .value, help: "unfinished TLS handshakes from one IP address (IPv6: one /64) at most") {
+            $0.handshakesPerAddressMax = try int($1, 1...1_000_000) },
+        .init(name: "established-reserve-percent", kind: .value, help: "share of connections-max only connections with a completed mTLS handshake may use") {
+            $0.establishedReservePercent = try int($1, 0...90) },
         .init(name: "shutdown-grace-seconds", kind: .value, help: "time in-flight requests get after SIGTERM") {
             $0.shutdownGraceSeconds = try int($1, 0...600) },
         .init(name: "redis-timeout-ms", kind: .value, help: "deadline of every Redis command (then local fallback)") {

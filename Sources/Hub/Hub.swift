@@ -202,6 +202,9 @@ public final class Hub {
         var c = HTTPServerConfig(name: "api", host: config.listen.host, port: config.listen.port,
                                  limits: limits, timeouts: timeouts)
         c.connectionsMax = config.connectionsMax
+        c.connectionsPerAddressMax = config.connectionsPerAddressMax
+        c.handshakesPerAddressMax = config.handshakesPerAddressMax
+        c.establishedReservePercent = config.establishedReservePercent
         c.shutdownGraceMs = UInt64(config.shutdownGraceSeconds) * 1000
         return c
     }
@@ -209,6 +212,7 @@ public final class Hub {
     private func adminConfig() -> HTTPServerConfig {
         var c = HTTPServerConfig(name: "admin", host: config.adminListen.host, port: config.adminListen.port)
         c.connectionsMax = 256
+        c.connectionsPerAddressMax = 256  // scrapers and probes share few addresses
         c.limits.bodyBytesMax = 0
         c.shutdownGraceMs = 1000
         return c

@@ -41,6 +41,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("handshake-timeout-seconds"), help: "Time to complete the TLS handshake (default 10).") var handshakeTimeoutSeconds: String?
     @Option(name: .customLong("body-bytes-max"), help: "Largest request body (default 4194304).") var bodyBytesMax: String?
     @Option(name: .customLong("connections-max"), help: "Open API connections at most (default 10000).") var connectionsMax: String?
+    @Option(name: .customLong("connections-per-address-max"), help: "Open API connections from one IP address (default 1000).") var connectionsPerAddressMax: String?
+    @Option(name: .customLong("handshakes-per-address-max"), help: "Unfinished TLS handshakes from one IP address (default 128).") var handshakesPerAddressMax: String?
+    @Option(name: .customLong("established-reserve-percent"), help: "Share of connections-max kept for authenticated connections (default 10).") var establishedReservePercent: String?
     @Option(name: .customLong("shutdown-grace-seconds"), help: "In-flight time after SIGTERM (default 10).") var shutdownGraceSeconds: String?
     @Option(name: .customLong("redis-timeout-ms"), help: "Deadline of every Redis command (default 50).") var redisTimeoutMs: String?
     @Option(name: .customLong("rate-limit-per-second"), help: "Pull requests per ISPB per second; 0 = off (default).") var rateLimitPerSecond: String?
@@ -88,6 +91,9 @@ struct Serve: ParsableCommand {
         add("handshake-timeout-seconds", handshakeTimeoutSeconds)
         add("body-bytes-max", bodyBytesMax)
         add("connections-max", connectionsMax)
+        add("connections-per-address-max", connectionsPerAddressMax)
+        add("handshakes-per-address-max", handshakesPerAddressMax)
+        add("established-reserve-percent", establishedReservePercent)
         add("shutdown-grace-seconds", shutdownGraceSeconds)
         add("redis-timeout-ms", redisTimeoutMs)
         add("rate-limit-per-second", rateLimitPerSecond)

@@ -119,7 +119,8 @@ extension MutualTLSProcessTests {
     /// 300 ClientHellos arrive at once: without a per-turn handshake budget the loop would spend
     /// ~2 ms of RSA signing on each before serving anything else (~600 ms).
     func testBurstOfClientHellosDoesNotStallTheLoop() throws {
-        let (server, _) = try startServer()
+        // 300 handshakes from one address: above the default per-address limit (128).
+        let (server, _) = try startServer(["--handshakes-per-address-max", "300"])
         let established = try BlockingTLSClient(port: server.apiPort, context: try TestCertificates.client("12345678"))
         XCTAssertEqual(try established.roundTrip(Self.get).status, 200)
         let helloEngine = TLSEngine(context: try TestCertificates.client("87654321"))

@@ -27,9 +27,29 @@ public final class BlockingClient: @unchecked Sendable {
     public let fd: Int32
     private var buffer: [UInt8] = []
 
-    public init(port: Int, host: String = "127.0.0.1", timeoutMs: Int = 5000) throws {
+    /// `bindHost` sets the source address (e.g. "127.0.0.2": Linux routes all of 127/8 to
+    /// loopback, so one machine can play several clients).
+    public init(port: Int, host: String = "127.0.0.1", timeoutMs: Int = 5000, bindHost: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError("socket: \(errno)") }
+        if let bindHost {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            guard inet_pton(AF_INET, bindHost, &local.sin_addr) == 1 else {
+                Glibc.close(fd)
+                throw ClientError("bad bind address \(bindHost)")
+            }
+            let rc = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard rc == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw ClientError("bind \(bindHost): errno \(e)")
+            }
+        }
         var tv = timeval(tv_sec: timeoutMs / 1000, tv_usec: Int((timeoutMs % 1000) * 1000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -11,8 +11,9 @@ public final class BlockingTLSClient {
     private var parser = HTTPResponseParser()
 
     /// Connects and completes the handshake; throws with the TLS failure reason when refused.
-    public init(port: Int, context: TLSContext, byteAtATime: Bool = false, timeoutMs: Int = 5000) throws {
-        socket = try BlockingClient(port: port, timeoutMs: timeoutMs)
+    public init(port: Int, context: TLSContext, byteAtATime: Bool = false, timeoutMs: Int = 5000,
+                bindHost: String? = nil) throws {
+        socket = try BlockingClient(port: port, timeoutMs: timeoutMs, bindHost: bindHost)
         engine = TLSEngine(context: context)
         self.byteAtATime = byteAtATime
         while true {

@@ -69,6 +69,9 @@ final class SpawnedHub {
         } else {
             args.append("--insecure-plaintext")
         }
+        // The load generator is one loopback address opening hundreds of connections at once:
+        // lift the per-address admission limits (`arguments` may set them again).
+        args += ["--connections-per-address-max", "1000000", "--handshakes-per-address-max", "1000000"]
         args += arguments
         hubStarts += 1
         let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("RTPSTREAM_") }

@@ -118,11 +118,18 @@ final class HTTPConnection {
         closeAfterWrite = true
     }
 
-    /// Dispatches buffered requests one at a time until one is in flight or input runs out.
+    /// Unsent output above the high-water mark: no further request is dispatched (pipelined
+    /// requests wait unparsed in the parser's buffer, and reading stops) until it drains. So a
+    /// client that pipelines requests and never reads gets at most one response built beyond
+    /// the mark, however many requests it sent.
+    private var outputAboveHighWater: Bool { socket.queuedBytes > server.config.outputHighWaterBytes }
+
+    /// Dispatches buffered requests one at a time until one is in flight, input runs out, or
+    /// the output is above its high-water mark (`drained()` resumes).
     private func processInput() {
         guard !processing, !closed else { return }
         processing = true
-        loop: while !closed && inFlight == nil && !closeAfterWrite && transport.isEstablished {
+        loop: while !closed && inFlight == nil && !closeAfterWrite && transport.isEstablished && !outputAboveHighWater {
             switch parser.next() {
             case .needMore:
                 break loop
@@ -213,7 +220,7 @@ final class HTTPConnection {
     /// is slow to take our output.
     private func flowControl() {
         guard !readEOF, !closed else { return }
-        let tooMuch = socket.queuedBytes > server.config.outputHighWaterBytes
+        let tooMuch = outputAboveHighWater
             || (inFlight != nil && parser.bufferedBytes > server.config.pipelineBufferBytesMax)
         if tooMuch { socket.stopReading() } else { socket.startReading() }
     }

@@ -197,6 +197,35 @@ final class ServerTests: XCTestCase {
         XCTAssertLessThan(received, 40, "a reader that stalls must be cut off, not buffered without bound")
     }
 
+    /// A client that pipelines 40 requests for large responses and never reads: once the
+    /// unsent output is above the high-water mark, no further request is dispatched (the rest
+    /// wait unparsed), so only the responses the kernel buffers absorbed plus one are built;
+    /// the connection is reset after the write-stall time. (Before: all 40 were dispatched in
+    /// one loop turn, 40 responses queued, and each costly build held the loop.)
+    func testNonReadingPipelinerGetsNoResponseBuiltBeyondTheHighWaterMark() throws {
+        let built = BuildCounter()
+        let body = [UInt8](repeating: 7, count: 8 << 20)
+        let server = try LoopThread(config: config { $0.timeouts.writeStallMs = 400 }) { _, router in
+            router.add(.get, "/costly", RouteHandler(name: "costly") { ctx in
+                built.increment()
+                usleep(20_000)  // a costly build on the loop
+                ctx.respond(HTTPResponse(status: 200, body: [body]))
+            })
+            return []
+        }
+        defer { server.stop() }
+        let stalled = try BlockingClient(port: server.port, timeoutMs: 8000)
+        try stalled.send(String(repeating: "GET /costly HTTP/1.1\r\nHost: a\r\n\r\n", count: 40))
+        Thread.sleep(forTimeInterval: 2.0)  // the stall deadline passes while we read nothing
+        XCTAssertLessThanOrEqual(built.value, 3, "responses built for a connection that does not read")
+        var received = 0
+        do { while received < 40 { _ = try stalled.readResponse(); received += 1 } } catch {}
+        XCTAssertLessThan(received, 40, "reset after the write-stall time")
+        XCTAssertLessThanOrEqual(built.value, 3)
+        // Other clients are served normally.
+        XCTAssertEqual(try BlockingClient(port: server.port).roundTrip("GET /costly HTTP/1.1\r\nHost: a\r\n\r\n").body.count, 8 << 20)
+    }
+
     func testGracefulShutdownFinishesInFlightAndClosesIdle() throws {
         let server = try LoopThread(config: config(), routes: testRoutes)
         let idle = try BlockingClient(port: server.port)
@@ -216,4 +245,12 @@ final class ServerTests: XCTestCase {
         Thread.sleep(forTimeInterval: 0.1)
         XCTAssertThrowsError(try BlockingClient(port: port).roundTrip("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"))
     }
+}
+
+/// Counts handler calls across the loop thread and the test thread.
+final class BuildCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }

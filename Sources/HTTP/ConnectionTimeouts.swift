@@ -31,6 +31,7 @@ public struct ConnectionTimeouts: Sendable {
     private var lastWriteProgressMs: UInt64
     private var handshakeSinceMs: UInt64?
     private var handlerWasBusy = false
+    private var writeWasPending = false
 
     /// `handshaking` is true for TLS connections, whose first deadline is the handshake's.
     public init(policy: TimeoutPolicy, nowMs: UInt64, handshaking: Bool = false) {
@@ -60,7 +61,11 @@ public struct ConnectionTimeouts: Sendable {
             phaseSinceMs = nowMs
         }
         handlerWasBusy = handlerBusy
-        if wroteBytes || !writePending { lastWriteProgressMs = nowMs }
+        // The stall clock starts when output becomes pending, not at the last observation
+        // before it: a response queued after a long handler (a long poll, a compression) into
+        // a full socket gets the whole allowance, not a deadline already in the past.
+        if wroteBytes || !writePending || !writeWasPending { lastWriteProgressMs = nowMs }
+        writeWasPending = writePending
         recompute(handlerBusy: handlerBusy, writePending: writePending)
     }
 

@@ -62,6 +62,33 @@ final class TimeoutTests: XCTestCase {
         XCTAssertEqual(t.kind, .idle)
     }
 
+    /// A response queued into a full socket after a handler that took longer than the stall
+    /// allowance (a long poll, a large compression on the worker pool) gets the whole
+    /// allowance from the moment it became pending; pipelined requests arriving and being
+    /// answered meanwhile without write progress do not push the deadline. (Before: the
+    /// allowance counted from the last observation before the handler, so the deadline was
+    /// already past and the connection was reset at once.)
+    func testWriteStallCountsFromWhenOutputBecamePending() {
+        var t = ConnectionTimeouts(policy: policy, nowMs: 0)
+        t.observe(nowMs: 1_000, readPhase: .idle, handlerBusy: true, writePending: false, wroteBytes: false)
+        XCTAssertNil(t.deadlineMs)
+        t.observe(nowMs: 26_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: false)
+        XCTAssertEqual(t.kind, .writeStall)
+        XCTAssertEqual(t.deadlineMs, 46_000)
+        XCTAssertNil(t.expired(nowMs: 45_999))
+        for (i, now) in stride(from: UInt64(27_000), through: 45_000, by: 1_000).enumerated() {
+            t.observe(nowMs: now, readPhase: i % 2 == 0 ? .head : .idle, handlerBusy: i % 3 == 0,
+                      writePending: true, wroteBytes: false)
+            XCTAssertEqual(t.deadlineMs, 46_000, "at \(now)")
+        }
+        XCTAssertEqual(t.expired(nowMs: 46_000), .writeStall)
+        // Progress moves it; a drained queue ends it.
+        t.observe(nowMs: 45_500, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true)
+        XCTAssertEqual(t.deadlineMs, 65_500)
+        t.observe(nowMs: 46_000, readPhase: .idle, handlerBusy: false, writePending: false, wroteBytes: true)
+        XCTAssertEqual(t.kind, .idle)
+    }
+
     func testHandshakeDeadlineThenIdle() {
         var t = ConnectionTimeouts(policy: policy, nowMs: 0, handshaking: true)
         XCTAssertEqual(t.deadlineMs, 5_000)

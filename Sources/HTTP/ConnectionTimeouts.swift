@@ -32,6 +32,12 @@ public struct ConnectionTimeouts: Sendable {
     private var handshakeSinceMs: UInt64?
     private var handlerWasBusy = false
     private var writeWasPending = false
+    /// A late timer already got its one turn of grace (below).
+    private var lateGraceTaken = false
+
+    /// A timer that fires this much after its deadline ran after a stall of the loop or of the
+    /// whole process.
+    public static let lateToleranceMs: UInt64 = 250
 
     /// `handshaking` is true for TLS connections, whose first deadline is the handshake's.
     public init(policy: TimeoutPolicy, nowMs: UInt64, handshaking: Bool = false) {
@@ -94,6 +100,26 @@ public struct ConnectionTimeouts: Sendable {
     /// The timeout that has expired at `nowMs`, if any.
     public func expired(nowMs: UInt64) -> TimeoutKind? {
         guard let d = deadlineMs, nowMs >= d else { return nil }
+        return kind
+    }
+
+    /// `expired` for the connection's timer firing at `nowMs`. libuv runs timers before it
+    /// polls sockets, so a timer that fires more than `lateToleranceMs` after its deadline (the
+    /// loop or the process stalled meanwhile) has not seen the write progress or the request
+    /// bytes that arrived during the stall: it reports nothing once, and the connection asks
+    /// again after one loop turn (its sockets polled). Only once in a row: a loop that stays
+    /// stalled still ends its connections. (Without it, one long turn reset a connection whose
+    /// client was reading all along.)
+    public mutating func expiredAtTimer(nowMs: UInt64) -> TimeoutKind? {
+        guard let d = deadlineMs, nowMs >= d else {
+            lateGraceTaken = false
+            return nil
+        }
+        if nowMs - d > Self.lateToleranceMs && !lateGraceTaken {
+            lateGraceTaken = true
+            return nil
+        }
+        lateGraceTaken = false
         return kind
     }
 }

@@ -39,7 +39,7 @@ final class HTTPConnection {
         self.transport = transport
         self.id = id
         parser = HTTPRequestParser(limits: server.config.limits)
-        timeouts = ConnectionTimeouts(policy: server.config.timeouts, nowMs: socket.loop.nowMs,
+        timeouts = ConnectionTimeouts(policy: server.config.timeouts, nowMs: Self.clockMs,
                                       handshaking: !transport.isEstablished)
         timer = LoopTimer(loop: socket.loop)
     }
@@ -227,6 +227,11 @@ final class HTTPConnection {
 
     // MARK: timeouts
 
+    /// Now, read fresh: the loop's cached time (`Loop.nowMs`) is the start of the current turn,
+    /// which after a long turn would date output queued at its end seconds too early (its
+    /// write-stall deadline already past). Same monotonic base as libuv's timers.
+    private static var clockMs: UInt64 { Loop.hrtimeNs / 1_000_000 }
+
     /// Reports the connection's situation to the timeout state machine and arms the one timer
     /// for the resulting deadline.
     private func observe() {
@@ -237,7 +242,7 @@ final class HTTPConnection {
 
     private func updateTimeouts() {
         let written = socket.bytesWritten
-        timeouts.observe(nowMs: socket.loop.nowMs, readPhase: parser.phase, handlerBusy: inFlight != nil,
+        timeouts.observe(nowMs: Self.clockMs, readPhase: parser.phase, handlerBusy: inFlight != nil,
                          writePending: socket.hasPendingWrites, wroteBytes: written != lastBytesWritten,
                          handshakeDone: transport.isEstablished)
         lastBytesWritten = written
@@ -249,7 +254,7 @@ final class HTTPConnection {
     private func armTimer() {
         guard let deadline = timeouts.deadlineMs else { return }
         if let armed = armedDeadlineMs, armed <= deadline { return }
-        let now = socket.loop.nowMs
+        let now = Self.clockMs
         armedDeadlineMs = deadline
         // At least 1 ms: a 0 ms timer re-armed from a timer callback would run again in the
         // same libuv timer pass.
@@ -260,8 +265,8 @@ final class HTTPConnection {
         guard !closed, !closing else { return }
         armedDeadlineMs = nil
         updateTimeouts()  // write progress since the last observation moves the deadline
-        guard let kind = timeouts.expired(nowMs: socket.loop.nowMs) else {
-            armTimer()
+        guard let kind = timeouts.expiredAtTimer(nowMs: Self.clockMs) else {
+            armTimer()  // a deadline already past (a late timer's grace): 1 ms, after the next poll
             return
         }
         server.metrics.timeout(kind)

@@ -226,6 +226,29 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try BlockingClient(port: server.port).roundTrip("GET /costly HTTP/1.1\r\nHost: a\r\n\r\n").body.count, 8 << 20)
     }
 
+    /// A response queued at the end of a long loop turn (a handler that held the loop for
+    /// 1.6 s, beyond the 1 s write-stall allowance) reaches a client that reads it: its stall
+    /// allowance starts when it was queued, read from a fresh clock, not the loop's cached time
+    /// of the turn's start; and the late timer gives the connection a turn before judging.
+    /// (Before: the deadline was already past when the turn ended, and the timer, which libuv
+    /// runs before the socket is flushed again, reset the connection at once.)
+    func testAResponseQueuedAfterALongTurnIsNotResetAsStalled() throws {
+        let body = [UInt8](repeating: 9, count: 32 << 20)
+        let server = try LoopThread(config: config { $0.timeouts.writeStallMs = 1000 }) { _, router in
+            router.add(.get, "/slow-huge", RouteHandler(name: "slow-huge") { ctx in
+                usleep(1_600_000)
+                ctx.respond(HTTPResponse(status: 200, body: [body]))
+            })
+            return []
+        }
+        defer { server.stop() }
+        for _ in 0..<2 {
+            let reader = try BlockingClient(port: server.port, timeoutMs: 10_000)
+            let r = try reader.roundTrip("GET /slow-huge HTTP/1.1\r\nHost: a\r\n\r\n")
+            XCTAssertEqual(r.body.count, 32 << 20)
+        }
+    }
+
     func testGracefulShutdownFinishesInFlightAndClosesIdle() throws {
         let server = try LoopThread(config: config(), routes: testRoutes)
         let idle = try BlockingClient(port: server.port)

@@ -89,6 +89,35 @@ final class TimeoutTests: XCTestCase {
         XCTAssertEqual(t.kind, .idle)
     }
 
+    /// A timer that fires late (the loop or the process stalled) reports nothing once, so that
+    /// the connection is asked again after its socket was polled; a second late check in a
+    /// row, or a timely one, reports the expiry.
+    func testALateTimerGetsOneTurnOfGrace() {
+        var t = ConnectionTimeouts(policy: policy, nowMs: 0)
+        t.observe(nowMs: 1_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true)
+        XCTAssertEqual(t.deadlineMs, 21_000)
+        XCTAssertNil(t.expiredAtTimer(nowMs: 20_999))
+        XCTAssertEqual(t.expiredAtTimer(nowMs: 21_000 + ConnectionTimeouts.lateToleranceMs), .writeStall, "on time")
+
+        var late = ConnectionTimeouts(policy: policy, nowMs: 0)
+        late.observe(nowMs: 1_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true)
+        XCTAssertNil(late.expiredAtTimer(nowMs: 22_600), "fired 1.6 s late: one turn of grace")
+        // The turn's poll saw the client read: progress moves the deadline.
+        late.observe(nowMs: 22_601, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true)
+        XCTAssertNil(late.expiredAtTimer(nowMs: 22_601))
+        XCTAssertEqual(late.deadlineMs, 42_601)
+
+        var stalled = ConnectionTimeouts(policy: policy, nowMs: 0)
+        stalled.observe(nowMs: 1_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true)
+        XCTAssertNil(stalled.expiredAtTimer(nowMs: 22_600))
+        stalled.observe(nowMs: 24_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: false)
+        XCTAssertEqual(stalled.expiredAtTimer(nowMs: 24_000), .writeStall, "no progress after the grace: reset")
+        // A loop stalled turn after turn still ends the connection on every second check.
+        var always = ConnectionTimeouts(policy: policy, nowMs: 0)
+        XCTAssertNil(always.expiredAtTimer(nowMs: 70_000))
+        XCTAssertEqual(always.expiredAtTimer(nowMs: 75_000), .idle)
+    }
+
     func testHandshakeDeadlineThenIdle() {
         var t = ConnectionTimeouts(policy: policy, nowMs: 0, handshaking: true)
         XCTAssertEqual(t.deadlineMs, 5_000)

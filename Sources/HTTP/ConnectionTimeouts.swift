@@ -53,9 +53,13 @@ public struct ConnectionTimeouts: Sendable {
     /// - handlerBusy: a request is being handled (no read deadline; the handler has its own).
     /// - writePending: response bytes wait in the queue or in flight.
     /// - wroteBytes: bytes were handed to the kernel since the last observation.
+    /// - wroteAtMs: when they last were (at most `nowMs`); nil: now. Without it, progress made
+    ///   just after one observation and reported by the next counts from the later one, and
+    ///   a stalled connection is reset up to one allowance late.
     /// - handshakeDone: the TLS handshake has completed (ignored for plaintext).
     public mutating func observe(nowMs: UInt64, readPhase: HTTPRequestParser.Phase, handlerBusy: Bool,
-                                 writePending: Bool, wroteBytes: Bool, handshakeDone: Bool = true) {
+                                 writePending: Bool, wroteBytes: Bool, wroteAtMs: UInt64? = nil,
+                                 handshakeDone: Bool = true) {
         if handshakeDone, handshakeSinceMs != nil {
             handshakeSinceMs = nil
             phaseSinceMs = nowMs
@@ -70,7 +74,11 @@ public struct ConnectionTimeouts: Sendable {
         // The stall clock starts when output becomes pending, not at the last observation
         // before it: a response queued after a long handler (a long poll, a compression) into
         // a full socket gets the whole allowance, not a deadline already in the past.
-        if wroteBytes || !writePending || !writeWasPending { lastWriteProgressMs = nowMs }
+        if !writePending || !writeWasPending {
+            lastWriteProgressMs = nowMs
+        } else if wroteBytes {
+            lastWriteProgressMs = max(lastWriteProgressMs, min(wroteAtMs ?? nowMs, nowMs))
+        }
         writeWasPending = writePending
         recompute(handlerBusy: handlerBusy, writePending: writePending)
     }

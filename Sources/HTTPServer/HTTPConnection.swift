@@ -244,7 +244,7 @@ final class HTTPConnection {
         let written = socket.bytesWritten
         timeouts.observe(nowMs: Self.clockMs, readPhase: parser.phase, handlerBusy: inFlight != nil,
                          writePending: socket.hasPendingWrites, wroteBytes: written != lastBytesWritten,
-                         handshakeDone: transport.isEstablished)
+                         wroteAtMs: socket.lastWriteNs / 1_000_000, handshakeDone: transport.isEstablished)
         lastBytesWritten = written
     }
 

@@ -89,6 +89,25 @@ final class TimeoutTests: XCTestCase {
         XCTAssertEqual(t.kind, .idle)
     }
 
+    /// Progress is dated when it happened: bytes written just after one observation and
+    /// reported by the next (the timer's, 10 s later) do not push the deadline to 10 s + the
+    /// allowance. (Before: the stalled connection was reset up to one allowance late: 40 s
+    /// instead of 31 s with 30 s, measured on the real binary.)
+    func testWriteProgressIsDatedWhenItHappened() {
+        var t = ConnectionTimeouts(policy: policy, nowMs: 0)
+        t.observe(nowMs: 1_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true, wroteAtMs: 1_000)
+        XCTAssertEqual(t.deadlineMs, 21_000)
+        // The kernel took more until 1.4 s, then nothing; the next look is at 10 s.
+        t.observe(nowMs: 10_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true, wroteAtMs: 1_400)
+        XCTAssertEqual(t.deadlineMs, 21_400)
+        XCTAssertEqual(t.expiredAtTimer(nowMs: 21_400), .writeStall)
+        // A date in the future (clock skew between sources) counts as now; never backwards.
+        t.observe(nowMs: 21_500, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true, wroteAtMs: 99_999)
+        XCTAssertEqual(t.deadlineMs, 41_500)
+        t.observe(nowMs: 22_000, readPhase: .idle, handlerBusy: false, writePending: true, wroteBytes: true, wroteAtMs: 5_000)
+        XCTAssertEqual(t.deadlineMs, 41_500)
+    }
+
     /// A timer that fires late (the loop or the process stalled) reports nothing once, so that
     /// the connection is asked again after its socket was polled; a second late check in a
     /// row, or a timely one, reports the expiry.

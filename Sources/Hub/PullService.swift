@@ -462,13 +462,15 @@ final class PullService {
             return
         }
         if shape.gzip {
-            if let hit = gzipped[st.id], hit.sequence == st.sequence, hit.representation == shape.representation {
+            if let hit = gzipped[st.id], hit.sequence == st.sequence, hit.batch == st.batch,
+               hit.representation == shape.representation {
                 if redelivery { metrics.redelivered.increment(by: st.batch.count) }
                 metrics.gzipReused.increment()
                 ctx.respond(HTTPResponse(status: 200, headers: [HTTPHeader("PI-Pull-Next", next)] + hit.headers, body: [hit.body]))
                 return
             }
-            if let pending = compressing[st.id], pending.sequence == st.sequence, pending.representation == shape.representation {
+            if let pending = compressing[st.id], pending.sequence == st.sequence, pending.batch == st.batch,
+               pending.representation == shape.representation {
                 if redelivery { metrics.redelivered.increment(by: st.batch.count) }
                 metrics.gzipReused.increment()
                 pending.waiters.append(ctx)
@@ -506,24 +508,24 @@ final class PullService {
             return
         }
         headers.append(HTTPHeader("Content-Encoding", "gzip"))
-        let payloadBytes = records.reduce(0) { $0 + $1.payload.count }
+        let payloadBytes = shape.representation == .single ? records[0].payload.count : records.reduce(0) { $0 + $1.payload.count }
         guard payloadBytes > Self.inlineGzipBytesMax else {
             ctx.respond(HTTPResponse(status: 200, headers: [HTTPHeader("PI-Pull-Next", next)] + headers,
                                      body: [Gzip.compress(framing.body())]))
             return
         }
-        let pending = PendingCompression(sequence: st.sequence, representation: shape.representation, first: ctx)
+        let pending = PendingCompression(sequence: st.sequence, batch: st.batch, representation: shape.representation, first: ctx)
         let id = st.id
         if compressing[id] == nil { compressing[id] = pending }
         metrics.gzipOffLoop.increment()
         WorkQueue.run(on: services.loop, { Gzip.compress(framing.body()) }, completion: { [self] body in
             if compressing[id] === pending { compressing[id] = nil }
-            if let now = s.consumers.stream(id), now.sequence == pending.sequence {
+            if let now = s.consumers.stream(id), now.sequence == pending.sequence, now.batch == pending.batch {
                 // Still the stream's batch: keep it for retries (within the budget), and count
                 // the compression as activity of the stream.
                 s.consumers.touch(id: id, nowMs: services.loop.nowMs)
-                keepGzip(id, CompressedBatch(sequence: pending.sequence, representation: pending.representation,
-                                             headers: headers, body: body))
+                keepGzip(id, CompressedBatch(sequence: pending.sequence, batch: pending.batch,
+                                             representation: pending.representation, headers: headers, body: body))
             }
             let response = HTTPResponse(status: 200, headers: [HTTPHeader("PI-Pull-Next", next)] + headers, body: [body])
             for ctx in pending.waiters where !ctx.isCancelled { ctx.respond(response) }
@@ -554,6 +556,7 @@ final class PullService {
     /// the body.
     struct CompressedBatch {
         let sequence: UInt32
+        let batch: [UInt64]
         let representation: PullRepresentation
         let headers: [HTTPHeader]
         let body: [UInt8]
@@ -563,11 +566,13 @@ final class PullService {
     /// for it.
     final class PendingCompression {
         let sequence: UInt32
+        let batch: [UInt64]
         let representation: PullRepresentation
         var waiters: [RequestContext]
 
-        init(sequence: UInt32, representation: PullRepresentation, first: RequestContext) {
+        init(sequence: UInt32, batch: [UInt64], representation: PullRepresentation, first: RequestContext) {
             self.sequence = sequence
+            self.batch = batch
             self.representation = representation
             waiters = [first]
         }
@@ -587,7 +592,7 @@ final class PullService {
 
     /// The kept body of an earlier batch of the stream is of no use any more.
     private func dropStaleGzip(_ st: StreamState) {
-        if let kept = gzipped[st.id], kept.sequence != st.sequence { dropGzip(st.id) }
+        if let kept = gzipped[st.id], kept.sequence != st.sequence || kept.batch != st.batch { dropGzip(st.id) }
     }
 
     /// The token of the stream's current pointer; the last two issued per stream are kept so

@@ -46,6 +46,8 @@ final class PullLargeBatchTests: XCTestCase {
         let p1 = try XCTUnwrap(first.next)
         let batch = try b.pull(p1, accept: Pull.multipart)
         XCTAssertEqual(batch.ids.count, 10)
+        // Bounded by batch count × message maximum (4 MiB by default) plus framing.
+        XCTAssertLessThanOrEqual(batch.response.body.count, 10 * ((4 << 20) + 200))
         XCTAssertEqual(batch.bodies.map(\.count).reduce(0, +), 10 * Self.messageBytes, accuracy: 10 * 200)
         return (p1, b)
     }

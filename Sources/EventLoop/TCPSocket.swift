@@ -36,6 +36,9 @@ public final class TCPSocket {
     private var reading = false
     /// Total bytes handed to the kernel (for tests and metrics).
     public private(set) var bytesWritten: UInt64 = 0
+    /// When bytes were last handed to the kernel (`Loop.hrtimeNs`), for the write-stall
+    /// deadline: progress dated when it happened, not when the connection next looked.
+    public private(set) var lastWriteNs: UInt64 = 0
 
     init(loop: Loop) {
         self.loop = loop
@@ -169,6 +172,7 @@ public final class TCPSocket {
         let rc = uv_try_write(stream, &buf, 1)
         guard rc > 0 else { return 0 }
         bytesWritten += UInt64(rc)
+        lastWriteNs = Loop.hrtimeNs
         directBytesThisTurn += Int(rc)
         return Int(rc)
     }
@@ -226,6 +230,7 @@ public final class TCPSocket {
         var left = n
         queuedBytes -= n
         bytesWritten += UInt64(n)
+        lastWriteNs = Loop.hrtimeNs
         while left > 0 {
             let avail = queue[queueHead].count - headOffset
             if left >= avail {

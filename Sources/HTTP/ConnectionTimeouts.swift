@@ -31,6 +31,13 @@ public struct ConnectionTimeouts: Sendable {
     private var lastWriteProgressMs: UInt64
     private var handshakeSinceMs: UInt64?
     private var handlerWasBusy = false
+    private var writeWasPending = false
+    /// A late timer already got its one turn of grace (below).
+    private var lateGraceTaken = false
+
+    /// A timer that fires this much after its deadline ran after a stall of the loop or of the
+    /// whole process.
+    public static let lateToleranceMs: UInt64 = 250
 
     /// `handshaking` is true for TLS connections, whose first deadline is the handshake's.
     public init(policy: TimeoutPolicy, nowMs: UInt64, handshaking: Bool = false) {
@@ -46,9 +53,13 @@ public struct ConnectionTimeouts: Sendable {
     /// - handlerBusy: a request is being handled (no read deadline; the handler has its own).
     /// - writePending: response bytes wait in the queue or in flight.
     /// - wroteBytes: bytes were handed to the kernel since the last observation.
+    /// - wroteAtMs: when they last were (at most `nowMs`); nil: now. Without it, progress made
+    ///   just after one observation and reported by the next counts from the later one, and
+    ///   a stalled connection is reset up to one allowance late.
     /// - handshakeDone: the TLS handshake has completed (ignored for plaintext).
     public mutating func observe(nowMs: UInt64, readPhase: HTTPRequestParser.Phase, handlerBusy: Bool,
-                                 writePending: Bool, wroteBytes: Bool, handshakeDone: Bool = true) {
+                                 writePending: Bool, wroteBytes: Bool, wroteAtMs: UInt64? = nil,
+                                 handshakeDone: Bool = true) {
         if handshakeDone, handshakeSinceMs != nil {
             handshakeSinceMs = nil
             phaseSinceMs = nowMs
@@ -60,7 +71,15 @@ public struct ConnectionTimeouts: Sendable {
             phaseSinceMs = nowMs
         }
         handlerWasBusy = handlerBusy
-        if wroteBytes || !writePending { lastWriteProgressMs = nowMs }
+        // The stall clock starts when output becomes pending, not at the last observation
+        // before it: a response queued after a long handler (a long poll, a compression) into
+        // a full socket gets the whole allowance, not a deadline already in the past.
+        if !writePending || !writeWasPending {
+            lastWriteProgressMs = nowMs
+        } else if wroteBytes {
+            lastWriteProgressMs = max(lastWriteProgressMs, min(wroteAtMs ?? nowMs, nowMs))
+        }
+        writeWasPending = writePending
         recompute(handlerBusy: handlerBusy, writePending: writePending)
     }
 
@@ -89,6 +108,26 @@ public struct ConnectionTimeouts: Sendable {
     /// The timeout that has expired at `nowMs`, if any.
     public func expired(nowMs: UInt64) -> TimeoutKind? {
         guard let d = deadlineMs, nowMs >= d else { return nil }
+        return kind
+    }
+
+    /// `expired` for the connection's timer firing at `nowMs`. libuv runs timers before it
+    /// polls sockets, so a timer that fires more than `lateToleranceMs` after its deadline (the
+    /// loop or the process stalled meanwhile) has not seen the write progress or the request
+    /// bytes that arrived during the stall: it reports nothing once, and the connection asks
+    /// again after one loop turn (its sockets polled). Only once in a row: a loop that stays
+    /// stalled still ends its connections. (Without it, one long turn reset a connection whose
+    /// client was reading all along.)
+    public mutating func expiredAtTimer(nowMs: UInt64) -> TimeoutKind? {
+        guard let d = deadlineMs, nowMs >= d else {
+            lateGraceTaken = false
+            return nil
+        }
+        if nowMs - d > Self.lateToleranceMs && !lateGraceTaken {
+            lateGraceTaken = true
+            return nil
+        }
+        lateGraceTaken = false
         return kind
     }
 }

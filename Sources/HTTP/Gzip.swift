@@ -48,8 +48,9 @@ public enum Gzip {
         }
     }
 
-    /// Deflates chunks into one gzip member. Level 1: responses are compressed on the loop
-    /// thread, so speed matters more than ratio.
+    /// Deflates chunks into one gzip member. Level 1: speed matters more than ratio (about
+    /// 30-100 MB/s). Pure and thread-safe: the pull path compresses large bodies on the worker
+    /// pool and only bodies of at most 64 KiB on the loop.
     public static func compress(_ chunks: [[UInt8]], level: Int32 = 1) -> [UInt8] {
         var stream = z_stream()
         precondition(rtp_deflate_init_gzip(&stream, level) == Z_OK)

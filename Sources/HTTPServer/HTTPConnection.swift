@@ -40,7 +40,7 @@ final class HTTPConnection {
         self.transport = transport
         self.id = id
         parser = HTTPRequestParser(limits: server.config.limits)
-        timeouts = ConnectionTimeouts(policy: server.config.timeouts, nowMs: socket.loop.nowMs,
+        timeouts = ConnectionTimeouts(policy: server.config.timeouts, nowMs: Self.clockMs,
                                       handshaking: !transport.isEstablished)
         timer = LoopTimer(loop: socket.loop)
     }
@@ -123,11 +123,18 @@ final class HTTPConnection {
         closeAfterWrite = true
     }
 
-    /// Dispatches buffered requests one at a time until one is in flight or input runs out.
+    /// Unsent output above the high-water mark: no further request is dispatched (pipelined
+    /// requests wait unparsed in the parser's buffer, and reading stops) until it drains. So a
+    /// client that pipelines requests and never reads gets at most one response built beyond
+    /// the mark, however many requests it sent.
+    private var outputAboveHighWater: Bool { socket.queuedBytes > server.config.outputHighWaterBytes }
+
+    /// Dispatches buffered requests one at a time until one is in flight, input runs out, or
+    /// the output is above its high-water mark (`drained()` resumes).
     private func processInput() {
         guard !processing, !closed else { return }
         processing = true
-        loop: while !closed && inFlight == nil && !closeAfterWrite && transport.isEstablished {
+        loop: while !closed && inFlight == nil && !closeAfterWrite && transport.isEstablished && !outputAboveHighWater {
             switch parser.next() {
             case .needMore:
                 break loop
@@ -218,12 +225,17 @@ final class HTTPConnection {
     /// is slow to take our output.
     private func flowControl() {
         guard !readEOF, !closed else { return }
-        let tooMuch = socket.queuedBytes > server.config.outputHighWaterBytes
+        let tooMuch = outputAboveHighWater
             || (inFlight != nil && parser.bufferedBytes > server.config.pipelineBufferBytesMax)
         if tooMuch { socket.stopReading() } else { socket.startReading() }
     }
 
     // MARK: timeouts
+
+    /// Now, read fresh: the loop's cached time (`Loop.nowMs`) is the start of the current turn,
+    /// which after a long turn would date output queued at its end seconds too early (its
+    /// write-stall deadline already past). Same monotonic base as libuv's timers.
+    private static var clockMs: UInt64 { Loop.hrtimeNs / 1_000_000 }
 
     /// Reports the connection's situation to the timeout state machine and arms the one timer
     /// for the resulting deadline.
@@ -235,9 +247,9 @@ final class HTTPConnection {
 
     private func updateTimeouts() {
         let written = socket.bytesWritten
-        timeouts.observe(nowMs: socket.loop.nowMs, readPhase: parser.phase, handlerBusy: inFlight != nil,
+        timeouts.observe(nowMs: Self.clockMs, readPhase: parser.phase, handlerBusy: inFlight != nil,
                          writePending: socket.hasPendingWrites, wroteBytes: written != lastBytesWritten,
-                         handshakeDone: transport.isEstablished)
+                         wroteAtMs: socket.lastWriteNs / 1_000_000, handshakeDone: transport.isEstablished)
         lastBytesWritten = written
     }
 
@@ -247,7 +259,7 @@ final class HTTPConnection {
     private func armTimer() {
         guard let deadline = timeouts.deadlineMs else { return }
         if let armed = armedDeadlineMs, armed <= deadline { return }
-        let now = socket.loop.nowMs
+        let now = Self.clockMs
         armedDeadlineMs = deadline
         // At least 1 ms: a 0 ms timer re-armed from a timer callback would run again in the
         // same libuv timer pass.
@@ -258,8 +270,8 @@ final class HTTPConnection {
         guard !closed, !closing else { return }
         armedDeadlineMs = nil
         updateTimeouts()  // write progress since the last observation moves the deadline
-        guard let kind = timeouts.expired(nowMs: socket.loop.nowMs) else {
-            armTimer()
+        guard let kind = timeouts.expiredAtTimer(nowMs: Self.clockMs) else {
+            armTimer()  // a deadline already past (a late timer's grace): 1 ms, after the next poll
             return
         }
         server.metrics.timeout(kind)

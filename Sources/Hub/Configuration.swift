@@ -73,6 +73,7 @@ public struct HubConfiguration: Sendable {
     public var headerTimeoutSeconds = 10
     public var bodyTimeoutSeconds = 30
     public var handshakeTimeoutSeconds = 10
+    public var writeStallTimeoutSeconds = 30
     public var bodyBytesMax = 4 * 1024 * 1024
     public var connectionsMax = 10_000
     public var connectionsPerAddressMax = 1_000
@@ -168,6 +169,8 @@ extension HubConfiguration {
             $0.bodyTimeoutSeconds = try int($1, 1...600) },
         .init(name: "handshake-timeout-seconds", kind: .value, help: "time to complete the TLS handshake") {
             $0.handshakeTimeoutSeconds = try int($1, 1...600) },
+        .init(name: "write-stall-timeout-seconds", kind: .value, help: "queued response bytes without progress for this long reset the connection") {
+            $0.writeStallTimeoutSeconds = try int($1, 1...600) },
         .init(name: "body-bytes-max", kind: .value, help: "largest request body accepted (after transfer decoding)") {
             $0.bodyBytesMax = try int($1, 1024...(256 << 20)) },
         .init(name: "connections-max", kind: .value, help: "open API connections at most") {

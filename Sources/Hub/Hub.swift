@@ -199,6 +199,7 @@ public final class Hub {
         timeouts.headMs = UInt64(config.headerTimeoutSeconds) * 1000
         timeouts.bodyMs = UInt64(config.bodyTimeoutSeconds) * 1000
         timeouts.handshakeMs = UInt64(config.handshakeTimeoutSeconds) * 1000
+        timeouts.writeStallMs = UInt64(config.writeStallTimeoutSeconds) * 1000
         var c = HTTPServerConfig(name: "api", host: config.listen.host, port: config.listen.port,
                                  limits: limits, timeouts: timeouts)
         c.connectionsMax = config.connectionsMax

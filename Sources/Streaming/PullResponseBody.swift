@@ -14,7 +14,7 @@ public enum PullResponseBody {
     public static let partContentType = "application/xml; charset=utf-8"
 
     /// One message of a batch: its resource id (high word first) and its stored bytes.
-    public struct Part {
+    public struct Part: Sendable {
         public let idHigh: UInt64
         public let idLow: UInt64
         public let payload: [UInt8]

@@ -39,6 +39,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("header-timeout-seconds"), help: "Time to receive headers (default 10).") var headerTimeoutSeconds: String?
     @Option(name: .customLong("body-timeout-seconds"), help: "Time to receive a body (default 30).") var bodyTimeoutSeconds: String?
     @Option(name: .customLong("handshake-timeout-seconds"), help: "Time to complete the TLS handshake (default 10).") var handshakeTimeoutSeconds: String?
+    @Option(name: .customLong("write-stall-timeout-seconds"), help: "Reset a connection whose output makes no progress (default 30).") var writeStallTimeoutSeconds: String?
     @Option(name: .customLong("body-bytes-max"), help: "Largest request body (default 4194304).") var bodyBytesMax: String?
     @Option(name: .customLong("connections-max"), help: "Open API connections at most (default 10000).") var connectionsMax: String?
     @Option(name: .customLong("connections-per-address-max"), help: "Open API connections from one IP address (default 1000).") var connectionsPerAddressMax: String?
@@ -89,6 +90,7 @@ struct Serve: ParsableCommand {
         add("header-timeout-seconds", headerTimeoutSeconds)
         add("body-timeout-seconds", bodyTimeoutSeconds)
         add("handshake-timeout-seconds", handshakeTimeoutSeconds)
+        add("write-stall-timeout-seconds", writeStallTimeoutSeconds)
         add("body-bytes-max", bodyBytesMax)
         add("connections-max", connectionsMax)
         add("connections-per-address-max", connectionsPerAddressMax)

@@ -64,7 +64,7 @@ extension HubClient {
             return Batch(status: r.status, ids: [], bodies: [], next: r.header("PI-Pull-Next"), response: r, elapsedMs: elapsed)
         }
         var body = r.body
-        if r.header("Content-Encoding") == "gzip" { body = try Gzip.decompress(body, maxBytes: 16 << 20) }
+        if r.header("Content-Encoding") == "gzip" { body = try Gzip.decompress(body, maxBytes: 64 << 20) }
         let contentType = try XCTUnwrap(r.header("Content-Type"), file: file, line: line)
         if contentType.hasPrefix("multipart/mixed") {
             let parts = try Multipart.parse(body, boundary: XCTUnwrap(boundary(of: contentType)), partsMax: 10)

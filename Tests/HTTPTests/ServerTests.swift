@@ -197,6 +197,58 @@ final class ServerTests: XCTestCase {
         XCTAssertLessThan(received, 40, "a reader that stalls must be cut off, not buffered without bound")
     }
 
+    /// A client that pipelines 40 requests for large responses and never reads: once the
+    /// unsent output is above the high-water mark, no further request is dispatched (the rest
+    /// wait unparsed), so only the responses the kernel buffers absorbed plus one are built;
+    /// the connection is reset after the write-stall time. (Before: all 40 were dispatched in
+    /// one loop turn, 40 responses queued, and each costly build held the loop.)
+    func testNonReadingPipelinerGetsNoResponseBuiltBeyondTheHighWaterMark() throws {
+        let built = BuildCounter()
+        let body = [UInt8](repeating: 7, count: 8 << 20)
+        let server = try LoopThread(config: config { $0.timeouts.writeStallMs = 400 }) { _, router in
+            router.add(.get, "/costly", RouteHandler(name: "costly") { ctx in
+                built.increment()
+                usleep(20_000)  // a costly build on the loop
+                ctx.respond(HTTPResponse(status: 200, body: [body]))
+            })
+            return []
+        }
+        defer { server.stop() }
+        let stalled = try BlockingClient(port: server.port, timeoutMs: 8000)
+        try stalled.send(String(repeating: "GET /costly HTTP/1.1\r\nHost: a\r\n\r\n", count: 40))
+        Thread.sleep(forTimeInterval: 2.0)  // the stall deadline passes while we read nothing
+        XCTAssertLessThanOrEqual(built.value, 3, "responses built for a connection that does not read")
+        var received = 0
+        do { while received < 40 { _ = try stalled.readResponse(); received += 1 } } catch {}
+        XCTAssertLessThan(received, 40, "reset after the write-stall time")
+        XCTAssertLessThanOrEqual(built.value, 3)
+        // Other clients are served normally.
+        XCTAssertEqual(try BlockingClient(port: server.port).roundTrip("GET /costly HTTP/1.1\r\nHost: a\r\n\r\n").body.count, 8 << 20)
+    }
+
+    /// A response queued at the end of a long loop turn (a handler that held the loop for
+    /// 1.6 s, beyond the 1 s write-stall allowance) reaches a client that reads it: its stall
+    /// allowance starts when it was queued, read from a fresh clock, not the loop's cached time
+    /// of the turn's start; and the late timer gives the connection a turn before judging.
+    /// (Before: the deadline was already past when the turn ended, and the timer, which libuv
+    /// runs before the socket is flushed again, reset the connection at once.)
+    func testAResponseQueuedAfterALongTurnIsNotResetAsStalled() throws {
+        let body = [UInt8](repeating: 9, count: 32 << 20)
+        let server = try LoopThread(config: config { $0.timeouts.writeStallMs = 1000 }) { _, router in
+            router.add(.get, "/slow-huge", RouteHandler(name: "slow-huge") { ctx in
+                usleep(1_600_000)
+                ctx.respond(HTTPResponse(status: 200, body: [body]))
+            })
+            return []
+        }
+        defer { server.stop() }
+        for _ in 0..<2 {
+            let reader = try BlockingClient(port: server.port, timeoutMs: 10_000)
+            let r = try reader.roundTrip("GET /slow-huge HTTP/1.1\r\nHost: a\r\n\r\n")
+            XCTAssertEqual(r.body.count, 32 << 20)
+        }
+    }
+
     func testGracefulShutdownFinishesInFlightAndClosesIdle() throws {
         let server = try LoopThread(config: config(), routes: testRoutes)
         let idle = try BlockingClient(port: server.port)
@@ -216,4 +268,12 @@ final class ServerTests: XCTestCase {
         Thread.sleep(forTimeInterval: 0.1)
         XCTAssertThrowsError(try BlockingClient(port: port).roundTrip("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"))
     }
+}
+
+/// Counts handler calls across the loop thread and the test thread.
+final class BuildCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }

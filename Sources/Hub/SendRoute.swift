@@ -69,13 +69,15 @@ final class SendRoute {
         let body = request.body
         let validators = services.validators
         let limit = services.config.decompressedBytesMax
+        let cpuMs = services.config.validationCPUMsMax
         let multipart = if case .multipart = form { true } else { false }
         let box = LoopBound(ctx)
         // Admitted to the worker pool by the fair scheduler: per-sender FIFO, round-robin, at
         // most `--worker-threads` in flight (docs/send.md "Validation scheduling").
         let job = ScheduledValidation(ctx: ctx) { [self] in
             WorkQueue.run(on: services.loop, {
-                Self.decode(body: body, gzip: gzip, form: form, decompressedBytesMax: limit, validators: validators)
+                Self.decode(body: body, gzip: gzip, form: form, decompressedBytesMax: limit, validators: validators,
+                            cpuMillisecondsMax: cpuMs)
             }, completion: { [self] decoded in
                 launch(scheduler.finished())
                 let ctx = box.value
@@ -165,7 +167,7 @@ final class SendRoute {
 
     /// Worker thread: gunzip, split, validate. Pure function of its inputs.
     static func decode(body: [UInt8], gzip: Bool, form: Form, decompressedBytesMax: Int,
-                       validators: ThreadLocalValidators) -> Decoded {
+                       validators: ThreadLocalValidators, cpuMillisecondsMax: Int? = nil) -> Decoded {
         var bytes = body
         if gzip {
             do {
@@ -201,7 +203,7 @@ final class SendRoute {
         let validator = validators.current()
         return .parts(raw.map { part in
             if let p = part.typeProblem { return DecodedPart(bytes: part.bytes, outcome: .failure(p), messageIdHint: nil) }
-            switch validator.validate(part.bytes) {
+            switch validator.validate(part.bytes, cpuMillisecondsMax: cpuMillisecondsMax) {
             case .accepted(let info):
                 return DecodedPart(bytes: part.bytes, outcome: .success(info), messageIdHint: info.messageId)
             case .rejected(let r):

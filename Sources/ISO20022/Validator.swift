@@ -44,22 +44,24 @@ public final class Validator {
         parseGuard.deallocate()
     }
 
-    /// Validates one message's bytes. Never throws, never traps on input.
-    public func validate(_ bytes: UnsafeRawBufferPointer) -> ValidationOutcome {
+    /// Validates one message's bytes. Never throws, never traps on input. `cpuMillisecondsMax`
+    /// overrides the registry's `ValidationLimits.cpuMillisecondsMax` (the server's
+    /// `--validation-cpu-ms-max`).
+    public func validate(_ bytes: UnsafeRawBufferPointer, cpuMillisecondsMax: Int? = nil) -> ValidationOutcome {
         let started = ValidationMetrics.monotonicNanoseconds()
-        let outcome = check(bytes)
+        let outcome = check(bytes, cpuMillisecondsMax: max(1, cpuMillisecondsMax ?? limits.cpuMillisecondsMax))
         metrics.record(outcome, nanoseconds: ValidationMetrics.monotonicNanoseconds() - started)
         return outcome
     }
 
     /// Convenience for byte arrays.
-    public func validate(_ bytes: [UInt8]) -> ValidationOutcome {
-        bytes.withUnsafeBytes { validate($0) }
+    public func validate(_ bytes: [UInt8], cpuMillisecondsMax: Int? = nil) -> ValidationOutcome {
+        bytes.withUnsafeBytes { validate($0, cpuMillisecondsMax: cpuMillisecondsMax) }
     }
 
     // MARK: - parse
 
-    private func check(_ bytes: UnsafeRawBufferPointer) -> ValidationOutcome {
+    private func check(_ bytes: UnsafeRawBufferPointer, cpuMillisecondsMax: Int) -> ValidationOutcome {
         guard bytes.count <= limits.documentBytesMax else {
             return reject(.documentTooLarge, "document is \(bytes.count) bytes; the limit is \(limits.documentBytesMax)")
         }
@@ -71,7 +73,7 @@ public final class Validator {
             return reject(refusal.code, refusal.detail, line: refusal.line)
         }
         capture.reset()
-        parseGuard.pointee.reset(deadlineNs: ValidationMetrics.threadCPUNanoseconds() + Int64(limits.cpuMillisecondsMax) * 1_000_000)
+        parseGuard.pointee.reset(deadlineNs: ValidationMetrics.threadCPUNanoseconds() + Int64(cpuMillisecondsMax) * 1_000_000)
         return ErrorCapture.installed(capture) {
             let doc = xmlCtxtReadMemory(parser, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count),
                                         nil, nil, Validator.parseOptions)
@@ -85,7 +87,7 @@ public final class Validator {
             case .depth:
                 return reject(.depthExceeded, "elements nest deeper than \(limits.depthMax) levels", line: parseGuard.pointee.lineIfKnown)
             case .deadline:
-                return overDeadline(line: parseGuard.pointee.lineIfKnown)
+                return overDeadline(cpuMillisecondsMax, line: parseGuard.pointee.lineIfKnown)
             case .none:
                 break
             }
@@ -96,11 +98,11 @@ public final class Validator {
                               line: capture.firstLine)
             }
             guard let root = xmlDocGetRootElement(doc) else { return reject(.notWellFormed, "no root element") }
-            if parseGuard.pointee.pastDeadline() { return overDeadline(line: nil) }
+            if parseGuard.pointee.pastDeadline() { return overDeadline(cpuMillisecondsMax, line: nil) }
             let outcome = classify(doc, root)
             // Schema validation cannot be interrupted; a document that needed more than the
             // budget for it is refused all the same, so the cost is never worth repeating.
-            if parseGuard.pointee.pastDeadline() { return overDeadline(line: nil) }
+            if parseGuard.pointee.pastDeadline() { return overDeadline(cpuMillisecondsMax, line: nil) }
             return outcome
         }
     }
@@ -192,9 +194,9 @@ public final class Validator {
         return context
     }
 
-    private func overDeadline(line: Int?) -> ValidationOutcome {
+    private func overDeadline(_ cpuMillisecondsMax: Int, line: Int?) -> ValidationOutcome {
         metrics.refused(.cpuTime)
-        return reject(.documentTooComplex, "validation took more than \(limits.cpuMillisecondsMax) ms of CPU time", line: line)
+        return reject(.documentTooComplex, "validation took more than \(cpuMillisecondsMax) ms of CPU time", line: line)
     }
 
     private func reject(_ code: RejectCode, _ detail: String, line: Int? = nil) -> ValidationOutcome {

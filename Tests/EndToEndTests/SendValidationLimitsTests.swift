@@ -124,6 +124,26 @@ final class SendValidationLimitsTests: XCTestCase {
         XCTAssertTrue(audit.allSatisfy { $0["reason"] as? String == "not-well-formed" }, "\(audit)")
     }
 
+    func testTheCPUDeadlineIsConfigurable() throws {
+        // 800,000 empty elements pass every structural bound but take libxml2 far more than
+        // 10 ms of CPU: refused by the deadline checked while parsing.
+        // Set through the config file (the option has no command-line flag yet).
+        let dir = TempDir("rtpstream-deadline")
+        try "validation-cpu-ms-max = 10\n".write(toFile: dir.path + "/hub.conf", atomically: true, encoding: .utf8)
+        let hub = try HubHarness(arguments: ["--long-poll-seconds", "0", "--config", dir.path + "/hub.conf"])
+        let sender = "12345678"
+        let client = try SendSupport.client(hub, sender)
+        let generator = Pacs008Generator(runTag: "DEADLINE", addressing: .direct)
+        let text = String(decoding: generator.make(sender: sender, recipient: Self.recipient, sequence: 1), as: UTF8.self)
+            .replacingOccurrences(of: "<Dbtr>", with: String(repeating: "<x/>", count: 800_000) + "<Dbtr>")
+        let r = try SendSupport.post(client, sender, Array(text.utf8))
+        XCTAssertEqual(r.status, 422)
+        XCTAssertEqual(r.problem?.slug, "document-too-complex")
+        XCTAssertTrue(r.problem?.detail.hasPrefix("validation took more than 10 ms of CPU time") ?? false, r.problem?.detail ?? "")
+        XCTAssertEqual(try SendSupport.post(client, sender, generator.make(sender: sender, recipient: Self.recipient, sequence: 2)).status, 201)
+        XCTAssertTrue(try hub.server.adminGet("/metrics").bodyText.contains("rtpstream_xml_limit_refusals_total{limit=\"cpu-time\"} 1"))
+    }
+
     func testARejectedMessageWhoseClientWentAwayIsStillAudited() throws {
         // Plaintext, one worker: the client writes a large schema-invalid message (many
         // elements, slow to parse) and resets the connection while it is being validated.

@@ -124,6 +124,45 @@ final class SendValidationLimitsTests: XCTestCase {
         XCTAssertTrue(audit.allSatisfy { $0["reason"] as? String == "not-well-formed" }, "\(audit)")
     }
 
+    func testOneSendersBurstDoesNotQueueAheadOfAnotherSender() throws {
+        // One worker. PSP A has 10 slow (≈ 100+ ms each) schema-invalid messages in flight on
+        // 10 connections; then PSP B sends one valid message. In arrival order B would wait for
+        // all of A's; with per-sender round-robin it starts after at most A's running job and
+        // one more, so most of A's messages are answered after B's.
+        let hub = try HubHarness(tls: false, arguments: ["--long-poll-seconds", "0", "--worker-threads", "1"])
+        let a = "12345678", b = "11111111"
+        let generator = Pacs008Generator(runTag: "FAIRSEND", addressing: .direct)
+        let slow = Array(String(decoding: generator.make(sender: a, recipient: Self.recipient, sequence: 1), as: UTF8.self)
+            .replacingOccurrences(of: "<Dbtr>", with: String(repeating: "<x/>", count: 800_000) + "<Dbtr>").utf8)
+        let port = hub.apiPort
+        let finished = LockedResults()
+        let group = DispatchGroup()
+        var clients: [BlockingClient] = []
+        for _ in 1...10 {
+            let c = try BlockingClient(port: port, timeoutMs: 60_000)
+            try c.send(Array("POST /api/v1/in/\(a)/msgs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/xml\r\nContent-Length: \(slow.count)\r\n\r\n".utf8) + slow)
+            clients.append(c)
+        }
+        for c in clients {
+            DispatchQueue.global().async(group: group) {
+                let r = try? c.readResponse()
+                finished.add("A", r?.status ?? 0, nil, nil, Date().timeIntervalSince1970)
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.3)   // A's requests are read and queued
+        let r = try hub.client(b).send(generator.make(sender: b, recipient: Self.recipient, sequence: 2))
+        let bDone = Date().timeIntervalSince1970
+        XCTAssertEqual(r.status, 201)
+        XCTAssertEqual(group.wait(timeout: .now() + 120), .success)
+        let aTimes = finished.all
+        XCTAssertEqual(aTimes.count, 10)
+        XCTAssertTrue(aTimes.allSatisfy { $0.status == 422 }, "\(aTimes.map(\.status))")
+        let aAfterB = aTimes.filter { $0.seconds > bDone }.count
+        XCTAssertGreaterThanOrEqual(aAfterB, 5, "B's message waited behind \(10 - aAfterB) of A's 10")
+        print("fair scheduling: \(aAfterB) of A's 10 slow messages were answered after B's")
+        withExtendedLifetime(clients) {}
+    }
+
     func testTheCPUDeadlineIsConfigurable() throws {
         // 800,000 empty elements pass every structural bound but take libxml2 far more than
         // 10 ms of CPU: refused by the deadline checked while parsing.

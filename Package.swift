@@ -129,6 +129,7 @@ let package = Package(
             "TLS",
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ], swiftSettings: strict),
+        .testTarget(name: "HubTests", dependencies: ["Hub"], swiftSettings: strict),
         .testTarget(name: "StreamingTests", dependencies: ["Streaming"], swiftSettings: strict),
         .testTarget(name: "CoordinationTests", dependencies: [
             "Coordination", "EventLoop", "TestSupport",

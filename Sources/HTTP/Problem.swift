@@ -41,6 +41,7 @@ public struct ProblemType: Sendable, Hashable, CustomStringConvertible {
     public static let malformedMultipart = ProblemType(slug: "malformed-multipart", title: "Malformed multipart body", status: 400)
     public static let documentTooLarge = ProblemType(slug: "document-too-large", title: "Message larger than the document limit", status: 413)
     public static let depthExceeded = ProblemType(slug: "depth-exceeded", title: "Message nested too deeply", status: 422)
+    public static let documentTooComplex = ProblemType(slug: "document-too-complex", title: "Message exceeds a per-document work limit", status: 422)
     public static let doctypeForbidden = ProblemType(slug: "doctype-forbidden", title: "DOCTYPE declarations are not accepted", status: 422)
     public static let notWellFormed = ProblemType(slug: "not-well-formed", title: "Message is not well-formed XML", status: 422)
     public static let unknownNamespace = ProblemType(slug: "unknown-namespace", title: "No schema for the message's namespace", status: 422)
@@ -67,7 +68,7 @@ public struct ProblemType: Sendable, Hashable, CustomStringConvertible {
         .requestTimeout, .notImplemented, .versionNotSupported, .notFound, .methodNotAllowed,
         .unsupportedMediaType, .notAcceptable, .shuttingDown, .internalError,
         .invalidISPB, .forbiddenISPB,
-        .invalidEncoding, .tooManyParts, .malformedMultipart, .documentTooLarge, .depthExceeded, .doctypeForbidden,
+        .invalidEncoding, .tooManyParts, .malformedMultipart, .documentTooLarge, .depthExceeded, .documentTooComplex, .doctypeForbidden,
         .notWellFormed, .unknownNamespace, .schemaInvalid, .notBusinessMessage, .messageIDInvalid,
         .senderUnresolved, .recipientUnresolved, .unknownRecipient, .recipientAmbiguous, .senderMismatch, .backlogFull,
         .commitQueueFull, .storageUnavailable,

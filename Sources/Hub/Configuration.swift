@@ -91,6 +91,8 @@ public struct HubConfiguration: Sendable {
     /// ISPBs with their own per-ISPB gauge series at most (the rest only in the totals).
     public var ispbMetricsMax = 2000
     public var workerThreads = 2
+    /// Thread CPU time one message's validation may take (ValidationLimits.cpuMillisecondsMax).
+    public var validationCPUMsMax = 2_000
     public var dedupWindowSeconds = 86_400
     public var retentionHours = 168
     /// Serves GET /bench/fixed (a fixed body, `benchFixedBytes`) on the API listener, for benchmarks only.
@@ -201,6 +203,8 @@ extension HubConfiguration {
             $0.ispbMetricsMax = try int($1, 0...1_000_000) },
         .init(name: "worker-threads", kind: .value, help: "threads for XML validation (libuv pool)") {
             $0.workerThreads = try int($1, 1...64) },
+        .init(name: "validation-cpu-ms-max", kind: .value, help: "CPU milliseconds one message's validation may take (422 document-too-complex beyond)") {
+            $0.validationCPUMsMax = try int($1, 10...60_000) },
         .init(name: "dedup-window-seconds", kind: .value, help: "how long a (sender, message id) is remembered for idempotency") {
             $0.dedupWindowSeconds = try int($1, 60...(90 * 86_400)) },
         .init(name: "retention-hours", kind: .value, help: "fully acknowledged segments older than this are deleted") {

@@ -8,6 +8,7 @@ extension ProblemType {
         switch code {
         case .documentTooLarge: .documentTooLarge
         case .depthExceeded: .depthExceeded
+        case .documentTooComplex: .documentTooComplex
         case .doctypeForbidden: .doctypeForbidden
         case .notWellFormed: .notWellFormed
         case .unknownNamespace: .unknownNamespace

@@ -24,8 +24,13 @@ final class SendRoute {
     private let acceptedCounter = Counter(label: "rtpstream_send_messages_total", dimensions: [("outcome", "stored")])
     private let duplicateCounter = Counter(label: "rtpstream_send_messages_total", dimensions: [("outcome", "duplicate")])
 
+    /// Validation jobs waiting for, or running on, the worker pool.
+    private var scheduler: ValidationScheduler<ScheduledValidation>
+    private let abandonedWaitingCounter = Counter(label: "rtpstream_send_validations_abandoned_total")
+
     init(services: HubServices) {
         self.services = services
+        scheduler = ValidationScheduler(inFlightMax: services.config.workerThreads)
     }
 
     /// What the worker found in the body.
@@ -64,20 +69,76 @@ final class SendRoute {
         let body = request.body
         let validators = services.validators
         let limit = services.config.decompressedBytesMax
+        let cpuMs = services.config.validationCPUMsMax
+        let multipart = if case .multipart = form { true } else { false }
         let box = LoopBound(ctx)
-        WorkQueue.run(on: services.loop, {
-            Self.decode(body: body, gzip: gzip, form: form, decompressedBytesMax: limit, validators: validators)
-        }, completion: { [self] decoded in
-            let ctx = box.value
-            guard !ctx.isCancelled else { return }
-            switch decoded {
-            case .failed(let p):
-                reject(ctx: ctx, ispb: ispb, part: nil, bytes: body, sender: nil, messageId: nil, problem: p)
-                ctx.respond(problem: p)
-            case .parts(let parts):
-                store(ctx: ctx, ispb: ispb, parts: parts, multipart: { if case .multipart = form { true } else { false } }())
+        // Admitted to the worker pool by the fair scheduler: per-sender FIFO, round-robin, at
+        // most `--worker-threads` in flight (docs/send.md "Validation scheduling").
+        let job = ScheduledValidation(ctx: ctx) { [self] in
+            WorkQueue.run(on: services.loop, {
+                Self.decode(body: body, gzip: gzip, form: form, decompressedBytesMax: limit, validators: validators,
+                            cpuMillisecondsMax: cpuMs)
+            }, completion: { [self] decoded in
+                launch(scheduler.finished())
+                let ctx = box.value
+                if ctx.isCancelled {
+                    // The client went away: nothing is stored and nobody is answered, but a
+                    // rejected message is still quarantined, audited and counted.
+                    return rejectAbandoned(ctx: ctx, ispb: ispb, decoded: decoded, body: body, multipart: multipart)
+                }
+                switch decoded {
+                case .failed(let p):
+                    reject(ctx: ctx, ispb: ispb, part: nil, bytes: body, sender: nil, messageId: nil, problem: p)
+                    ctx.respond(problem: p)
+                case .parts(let parts):
+                    store(ctx: ctx, ispb: ispb, parts: parts, multipart: multipart)
+                }
+            })
+        }
+        launch(scheduler.submit(job, sender: ispb))
+    }
+
+    /// A validation waiting for a worker (loop thread only).
+    struct ScheduledValidation {
+        let ctx: RequestContext
+        let start: () -> Void
+    }
+
+    /// Starts the jobs the scheduler released. A job whose client went away while it waited is
+    /// not started (no message was looked at, so there is nothing to audit); its turn passes on.
+    private func launch(_ jobs: [ScheduledValidation]) {
+        var jobs = jobs[...]
+        while let job = jobs.popFirst() {
+            if job.ctx.isCancelled {
+                abandonedWaitingCounter.increment()
+                jobs.append(contentsOf: scheduler.finished())
+                continue
             }
-        })
+            job.start()
+        }
+    }
+
+    /// Rejections of a request whose connection closed while it was validated: audited,
+    /// quarantined and counted as if answered; valid parts are not stored (no 201 was given,
+    /// the client re-sends).
+    private func rejectAbandoned(ctx: RequestContext, ispb: String, decoded: Decoded, body: [UInt8], multipart: Bool) {
+        switch decoded {
+        case .failed(let p):
+            reject(ctx: ctx, ispb: ispb, part: nil, bytes: body, sender: nil, messageId: nil, problem: p)
+        case .parts(let parts):
+            for (i, part) in parts.enumerated() {
+                let partNumber = multipart ? i + 1 : nil
+                switch part.outcome {
+                case .failure(let p):
+                    reject(ctx: ctx, ispb: ispb, part: partNumber, bytes: part.bytes, sender: nil, messageId: nil, problem: p)
+                case .success(let info) where info.senderISPB != ispb:
+                    reject(ctx: ctx, ispb: ispb, part: partNumber, bytes: part.bytes, sender: info.senderISPB, messageId: info.messageId,
+                           problem: Problem(.senderMismatch, detail: "message sender \(info.senderISPB) is not \(ispb)"))
+                case .success:
+                    break
+                }
+            }
+        }
     }
 
     static func form(contentType: String?) -> Result<Form, Problem> {
@@ -106,7 +167,7 @@ final class SendRoute {
 
     /// Worker thread: gunzip, split, validate. Pure function of its inputs.
     static func decode(body: [UInt8], gzip: Bool, form: Form, decompressedBytesMax: Int,
-                       validators: ThreadLocalValidators) -> Decoded {
+                       validators: ThreadLocalValidators, cpuMillisecondsMax: Int? = nil) -> Decoded {
         var bytes = body
         if gzip {
             do {
@@ -143,7 +204,7 @@ final class SendRoute {
         let validator = validators.current()
         return .parts(raw.map { part in
             if let p = part.typeProblem { return DecodedPart(bytes: part.bytes, outcome: .failure(p), messageIdHint: nil) }
-            switch validator.validate(part.bytes) {
+            switch validator.validate(part.bytes, cpuMillisecondsMax: cpuMillisecondsMax) {
             case .accepted(let info):
                 return DecodedPart(bytes: part.bytes, outcome: .success(info), messageIdHint: info.messageId)
             case .rejected(let r):

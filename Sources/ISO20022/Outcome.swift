@@ -5,9 +5,14 @@ public enum RejectCode: String, Sendable, CaseIterable {
     case documentTooLarge = "document-too-large"
     /// Nested deeper than `ValidationLimits.depthMax`; parsing stopped there.
     case depthExceeded = "depth-exceeded"
+    /// Over a per-document work bound (`ValidationLimits`: attributes or namespace declarations
+    /// per element, namespace declarations per document, attribute value or text size, CPU
+    /// time); refused by the pre-scan before libxml2 parses, or when the CPU deadline passed.
+    case documentTooComplex = "document-too-complex"
     /// The document has a DOCTYPE (any DTD, internal or external); parsing stopped there.
     case doctypeForbidden = "doctype-forbidden"
-    /// Not well-formed XML (or not namespace-well-formed, or not proper UTF-8).
+    /// Not well-formed XML (or not namespace-well-formed), or not UTF-8: another byte order mark,
+    /// UTF-16/32 bytes, a declared encoding other than UTF-8 or US-ASCII, invalid UTF-8.
     case notWellFormed = "not-well-formed"
     /// The root namespace (or a wrapped part's namespace) has no registered schema.
     case unknownNamespace = "unknown-namespace"

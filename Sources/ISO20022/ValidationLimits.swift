@@ -21,6 +21,34 @@ public struct ValidationLimits: Sendable, Equatable {
     /// replaced, bounding per-thread memory under hostile input. Default 20,000.
     public var parserDictEntriesMax: Int
 
+    // Per-document work bounds, enforced by a linear pre-scan (`DocumentPreScan`) before libxml2
+    // sees the document: libxml2 2.9 checks attribute and namespace duplicates pairwise, so
+    // 200,000 attributes on one element cost it minutes of CPU. Largest values in the fixtures:
+    // 3 attributes on one element, 2 namespace declarations on one element, 4 in a document,
+    // a 140-byte text node, a 57-byte attribute value.
+
+    /// Attributes (namespace declarations included) on one element. Default 64.
+    public var attributesPerElementMax: Int
+    /// Namespace declarations (`xmlns`, `xmlns:p`) on one element. Default 16.
+    public var namespaceDeclarationsPerElementMax: Int
+    /// Namespace declarations in the whole document. Default 256.
+    public var namespaceDeclarationsPerDocumentMax: Int
+    /// Bytes of one attribute value, as written (before entity decoding). Default 4 KiB.
+    public var attributeValueBytesMax: Int
+    /// Bytes of one run of character data between two tags (CDATA sections included, comments
+    /// and processing instructions not), as written. Default 256 KiB: an XMLDSig certificate
+    /// chain in base64 is a few KiB.
+    public var textBytesMax: Int
+    /// Thread CPU time one document may take through parsing and schema validation, checked
+    /// every `deadlineCheckElements` elements while parsing and between the stages. Default
+    /// 2000 ms: the 2.6 MB 1000-transaction fixture takes about 100 ms. A backstop for costs the
+    /// pre-scan does not model; CPU time, not wall time, so a loaded machine does not refuse
+    /// valid messages.
+    public var cpuMillisecondsMax: Int
+
+    /// Elements parsed between two checks of the CPU deadline (one `clock_gettime` each).
+    public static let deadlineCheckElements = 256
+
     public init(
         documentBytesMax: Int = 4 * 1024 * 1024,
         depthMax: Int = 32,
@@ -28,7 +56,13 @@ public struct ValidationLimits: Sendable, Equatable {
         detailQuotedBytesMax: Int = 96,
         messageIdBytesMax: Int = 35,
         wrapperElementsMax: Int = 256,
-        parserDictEntriesMax: Int = 20_000
+        parserDictEntriesMax: Int = 20_000,
+        attributesPerElementMax: Int = 64,
+        namespaceDeclarationsPerElementMax: Int = 16,
+        namespaceDeclarationsPerDocumentMax: Int = 256,
+        attributeValueBytesMax: Int = 4 * 1024,
+        textBytesMax: Int = 256 * 1024,
+        cpuMillisecondsMax: Int = 2_000
     ) {
         precondition(documentBytesMax > 0 && documentBytesMax <= Int(Int32.max), "documentBytesMax out of range")
         precondition(depthMax >= 2 && depthMax <= 256, "depthMax must be in 2...256 (libxml2 stops at 256)")
@@ -44,5 +78,19 @@ public struct ValidationLimits: Sendable, Equatable {
         self.messageIdBytesMax = messageIdBytesMax
         self.wrapperElementsMax = wrapperElementsMax
         self.parserDictEntriesMax = parserDictEntriesMax
+        precondition(attributesPerElementMax >= 1, "attributesPerElementMax must be positive")
+        precondition(namespaceDeclarationsPerElementMax >= 1 && namespaceDeclarationsPerElementMax <= attributesPerElementMax,
+                     "namespaceDeclarationsPerElementMax out of range")
+        precondition(namespaceDeclarationsPerDocumentMax >= namespaceDeclarationsPerElementMax,
+                     "namespaceDeclarationsPerDocumentMax below the per-element limit")
+        precondition(attributeValueBytesMax >= 64, "attributeValueBytesMax too small")
+        precondition(textBytesMax >= 1024, "textBytesMax too small")
+        precondition(cpuMillisecondsMax >= 1, "cpuMillisecondsMax must be positive")
+        self.attributesPerElementMax = attributesPerElementMax
+        self.namespaceDeclarationsPerElementMax = namespaceDeclarationsPerElementMax
+        self.namespaceDeclarationsPerDocumentMax = namespaceDeclarationsPerDocumentMax
+        self.attributeValueBytesMax = attributeValueBytesMax
+        self.textBytesMax = textBytesMax
+        self.cpuMillisecondsMax = cpuMillisecondsMax
     }
 }

@@ -4,13 +4,16 @@ import Metrics
 /// Metrics of one validator (one thread): outcomes by result and validation time.
 ///   rtpstream_xml_validations_total{result="accepted"|<RejectCode rawValue>}
 ///   rtpstream_xml_validation_seconds (Timer)
+///   rtpstream_xml_limit_refusals_total{limit=<DocumentPreScan.Limit rawValue>}
 struct ValidationMetrics {
     static let validationsLabel = "rtpstream_xml_validations_total"
     static let durationLabel = "rtpstream_xml_validation_seconds"
+    static let limitRefusalsLabel = "rtpstream_xml_limit_refusals_total"
 
     private let accepted: Counter
     private let rejected: [RejectCode: Counter]
     private let duration: Metrics.Timer
+    private let limitRefusals: [DocumentPreScan.Limit: Counter]
 
     init() {
         accepted = Counter(label: ValidationMetrics.validationsLabel, dimensions: [("result", "accepted")])
@@ -20,6 +23,16 @@ struct ValidationMetrics {
         }
         self.rejected = rejected
         duration = Metrics.Timer(label: ValidationMetrics.durationLabel)
+        var limitRefusals: [DocumentPreScan.Limit: Counter] = [:]
+        for limit in DocumentPreScan.Limit.allCases {
+            limitRefusals[limit] = Counter(label: ValidationMetrics.limitRefusalsLabel, dimensions: [("limit", limit.rawValue)])
+        }
+        self.limitRefusals = limitRefusals
+    }
+
+    /// A `document-too-complex` refusal, by the bound it hit.
+    func refused(_ limit: DocumentPreScan.Limit) {
+        limitRefusals[limit]!.increment()
     }
 
     func record(_ outcome: ValidationOutcome, nanoseconds: Int64) {
@@ -28,6 +41,13 @@ struct ValidationMetrics {
         case .rejected(let rejection): rejected[rejection.code]!.increment()
         }
         duration.recordNanoseconds(nanoseconds)
+    }
+
+    /// CPU time of the calling thread.
+    static func threadCPUNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     static func monotonicNanoseconds() -> Int64 {

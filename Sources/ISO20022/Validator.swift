@@ -44,28 +44,36 @@ public final class Validator {
         parseGuard.deallocate()
     }
 
-    /// Validates one message's bytes. Never throws, never traps on input.
-    public func validate(_ bytes: UnsafeRawBufferPointer) -> ValidationOutcome {
+    /// Validates one message's bytes. Never throws, never traps on input. `cpuMillisecondsMax`
+    /// overrides the registry's `ValidationLimits.cpuMillisecondsMax` (the server's
+    /// `--validation-cpu-ms-max`).
+    public func validate(_ bytes: UnsafeRawBufferPointer, cpuMillisecondsMax: Int? = nil) -> ValidationOutcome {
         let started = ValidationMetrics.monotonicNanoseconds()
-        let outcome = check(bytes)
+        let outcome = check(bytes, cpuMillisecondsMax: max(1, cpuMillisecondsMax ?? limits.cpuMillisecondsMax))
         metrics.record(outcome, nanoseconds: ValidationMetrics.monotonicNanoseconds() - started)
         return outcome
     }
 
     /// Convenience for byte arrays.
-    public func validate(_ bytes: [UInt8]) -> ValidationOutcome {
-        bytes.withUnsafeBytes { validate($0) }
+    public func validate(_ bytes: [UInt8], cpuMillisecondsMax: Int? = nil) -> ValidationOutcome {
+        bytes.withUnsafeBytes { validate($0, cpuMillisecondsMax: cpuMillisecondsMax) }
     }
 
     // MARK: - parse
 
-    private func check(_ bytes: UnsafeRawBufferPointer) -> ValidationOutcome {
+    private func check(_ bytes: UnsafeRawBufferPointer, cpuMillisecondsMax: Int) -> ValidationOutcome {
         guard bytes.count <= limits.documentBytesMax else {
             return reject(.documentTooLarge, "document is \(bytes.count) bytes; the limit is \(limits.documentBytesMax)")
         }
         guard let base = bytes.baseAddress, bytes.count > 0 else { return reject(.notWellFormed, "empty document") }
+        // Encoding and per-document work bounds, linear, before libxml2 (whose attribute and
+        // namespace duplicate checks are quadratic) reads a byte.
+        if let refusal = DocumentPreScan.scan(bytes, limits: limits) {
+            if let limit = refusal.limit { metrics.refused(limit) }
+            return reject(refusal.code, refusal.detail, line: refusal.line)
+        }
         capture.reset()
-        parseGuard.pointee.reset()
+        parseGuard.pointee.reset(deadlineNs: ValidationMetrics.threadCPUNanoseconds() + Int64(cpuMillisecondsMax) * 1_000_000)
         return ErrorCapture.installed(capture) {
             let doc = xmlCtxtReadMemory(parser, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count),
                                         nil, nil, Validator.parseOptions)
@@ -78,6 +86,8 @@ public final class Validator {
                 return reject(.doctypeForbidden, "DOCTYPE declarations are not accepted", line: parseGuard.pointee.lineIfKnown)
             case .depth:
                 return reject(.depthExceeded, "elements nest deeper than \(limits.depthMax) levels", line: parseGuard.pointee.lineIfKnown)
+            case .deadline:
+                return overDeadline(cpuMillisecondsMax, line: parseGuard.pointee.lineIfKnown)
             case .none:
                 break
             }
@@ -88,7 +98,12 @@ public final class Validator {
                               line: capture.firstLine)
             }
             guard let root = xmlDocGetRootElement(doc) else { return reject(.notWellFormed, "no root element") }
-            return classify(doc, root)
+            if parseGuard.pointee.pastDeadline() { return overDeadline(cpuMillisecondsMax, line: nil) }
+            let outcome = classify(doc, root)
+            // Schema validation cannot be interrupted; a document that needed more than the
+            // budget for it is refused all the same, so the cost is never worth repeating.
+            if parseGuard.pointee.pastDeadline() { return overDeadline(cpuMillisecondsMax, line: nil) }
+            return outcome
         }
     }
 
@@ -179,6 +194,11 @@ public final class Validator {
         return context
     }
 
+    private func overDeadline(_ cpuMillisecondsMax: Int, line: Int?) -> ValidationOutcome {
+        metrics.refused(.cpuTime)
+        return reject(.documentTooComplex, "validation took more than \(cpuMillisecondsMax) ms of CPU time", line: line)
+    }
+
     private func reject(_ code: RejectCode, _ detail: String, line: Int? = nil) -> ValidationOutcome {
         .rejected(Rejection(code: code, detail: DetailSanitizer.sanitize(detail.utf8, bytesMax: limits.detailBytesMax,
                                                                         quotedBytesMax: limits.detailQuotedBytesMax), line: line))
@@ -214,23 +234,41 @@ public final class Validator {
             xmlStopParser(parser)
             return
         }
+        if parseGuard.pointee.countElementPastDeadline() {
+            parseGuard.pointee.stop(.deadline, line: xmlSAX2GetLineNumber(context))
+            xmlStopParser(parser)
+            return
+        }
         xmlSAX2StartElementNs(context, localName, prefix, uri, namespaceCount, namespaces, attributeCount, defaultedCount, attributes)
     }
 }
 
 /// State the SAX guards share with the validator through `xmlParserCtxt._private`.
 struct ParseGuard {
-    enum Violation { case none, doctype, depth }
+    enum Violation { case none, doctype, depth, deadline }
     let depthMax: Int32
     var violation = Violation.none
     var line: Int32 = 0
+    /// Thread CPU time (CLOCK_THREAD_CPUTIME_ID) at which this document's budget ends.
+    var deadlineNs: Int64 = .max
+    var elements = 0
 
     init(depthMax: Int32) { self.depthMax = depthMax }
 
-    mutating func reset() {
+    mutating func reset(deadlineNs: Int64) {
         violation = .none
         line = 0
+        elements = 0
+        self.deadlineNs = deadlineNs
     }
+
+    /// Counts one element; reads the clock every `ValidationLimits.deadlineCheckElements`.
+    mutating func countElementPastDeadline() -> Bool {
+        elements += 1
+        return elements % ValidationLimits.deadlineCheckElements == 0 && pastDeadline()
+    }
+
+    func pastDeadline() -> Bool { ValidationMetrics.threadCPUNanoseconds() > deadlineNs }
 
     mutating func stop(_ violation: Violation, line: Int32) {
         if self.violation == .none {

@@ -55,6 +55,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("open-segments-max"), help: "Segment files kept open at most (default 1024).") var openSegmentsMax: String?
     @Option(name: .customLong("ispb-metrics-max"), help: "ISPBs with per-ISPB gauges at most (default 2000).") var ispbMetricsMax: String?
     @Option(name: .customLong("worker-threads"), help: "XML validation threads (default 2).") var workerThreads: String?
+    @Option(name: .customLong("validation-cpu-ms-max"), help: "CPU milliseconds one message's validation may take (default 2000).") var validationCPUMsMax: String?
     @Option(name: .customLong("dedup-window-seconds"), help: "Idempotency memory (default 86400).") var dedupWindowSeconds: String?
     @Option(name: .customLong("retention-hours"), help: "Age retention of acknowledged segments (default 168).") var retentionHours: String?
     @Flag(name: .customLong("bench-fixed-response"), help: "Serve GET /bench/fixed (8 KiB unless --bench-fixed-bytes) for benchmarks.") var benchFixedResponse = false
@@ -106,6 +107,7 @@ struct Serve: ParsableCommand {
         add("open-segments-max", openSegmentsMax)
         add("ispb-metrics-max", ispbMetricsMax)
         add("worker-threads", workerThreads)
+        add("validation-cpu-ms-max", validationCPUMsMax)
         add("dedup-window-seconds", dedupWindowSeconds)
         add("retention-hours", retentionHours)
         if benchFixedResponse { add("bench-fixed-response", "true") }

@@ -1,4 +1,5 @@
 import Hub
+import TestSupport
 import XCTest
 
 /// Configuration resolution as a pure function: sources, precedence, validation.
@@ -70,6 +71,18 @@ final class ConfigurationTests: XCTestCase {
         for o in HubConfiguration.options {
             XCTAssertTrue(o.environmentName.hasPrefix("RTPSTREAM_"))
             XCTAssertFalse(o.environmentName.contains("-"))
+        }
+    }
+}
+
+/// The option table drives the environment and the config file; `rtpstream serve`'s flags are
+/// declared apart (swift-argument-parser). Every option must also be a flag.
+final class ServeFlagsTests: XCTestCase {
+    func testEveryOptionIsAServeFlag() throws {
+        let (status, help) = try runCommand(Paths.executable("rtpstream").path, ["serve", "--help"])
+        XCTAssertEqual(status, 0, help)
+        for o in HubConfiguration.options {
+            XCTAssertTrue(help.contains("--\(o.name)"), "--\(o.name) is in the option table but not a flag of rtpstream serve")
         }
     }
 }

@@ -166,7 +166,7 @@ final class SendValidationLimitsTests: XCTestCase {
     func testTheCPUDeadlineIsConfigurable() throws {
         // 800,000 empty elements pass every structural bound but take libxml2 far more than
         // 10 ms of CPU: refused by the deadline checked while parsing.
-        // Set through the config file (the option has no command-line flag yet).
+        // Set through the config file (the same table drives the flag and RTPSTREAM_VALIDATION_CPU_MS_MAX).
         let dir = TempDir("rtpstream-deadline")
         try "validation-cpu-ms-max = 10\n".write(toFile: dir.path + "/hub.conf", atomically: true, encoding: .utf8)
         let hub = try HubHarness(arguments: ["--long-poll-seconds", "0", "--config", dir.path + "/hub.conf"])

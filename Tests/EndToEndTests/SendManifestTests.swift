@@ -42,6 +42,10 @@ final class SendManifestTests: XCTestCase {
     USABA:333333333  12345678
     USABA:999999997  12345678
     021150706        12345678
+    # participants the fixtures name by ISPB alone (a loaded directory lists every recipient)
+    00038166         00038166
+    10000000         10000000
+    20000000         20000000
     """
 
     /// Rows the hub stores: sender → recipient and the message id (the idempotency key with the

@@ -13,9 +13,16 @@ extension LogStore {
     /// - Acknowledgements may name offsets appended earlier in the same group.
     /// - The group is enqueued as one unit, in event order; `completion` runs once all of it is
     ///   durable here (or with the first error). While the idempotency index is still loading
-    ///   after open the group is refused with `.overloaded` (retry).
+    ///   after open the group is held (in order, like appends) and enqueued once it is ready.
     public func apply(_ group: CommittedGroup, completion: @escaping @Sendable (Result<Void, LogStoreError>) -> Void) {
+        apply(group, pastKeyGate: false, completion: completion)
+    }
+
+    /// `pastKeyGate`: replayed from the held list while the index is being installed.
+    private func apply(_ group: CommittedGroup, pastKeyGate: Bool,
+                       completion: @escaping @Sendable (Result<Void, LogStoreError>) -> Void) {
         let config = core.config
+        // Completes `completion` once every op that has a completion succeeded, or at the first failure.
         let outstanding = Mutex<(count: Int, failed: Bool)>((0, false))
         let finishOne: @Sendable (Result<Void, LogStoreError>) -> Void = { result in
             let done: Result<Void, LogStoreError>? = outstanding.withLock { o in
@@ -29,82 +36,95 @@ extension LogStore {
             }
             if let done { completion(done) }
         }
-        let error: LogStoreError? = core.submission.withLock { s in
-            if s.closing { return .closed }
-            if let failure = s.failure { return failure }
-            if !s.keysReady { return .overloaded }
-            // Validate and plan the whole group before touching shared state: a refused group
-            // leaves nothing behind.
-            var ops: [WriteOp] = []
-            var nextOffsets = s.nextOffsets
-            var pending: [(KeyHash, PendingKey)] = []
-            var lastPartition: Partition?
-            for event in group.events {
-                guard let partition = core.partition(named: event.partition, create: true) else {
-                    return .invalidPartitionKey(event.partition)
+        enum Step { case refused(LogStoreError), enqueued, nothingNew, held }
+        let step: Step = core.submission.withLock { s in
+            if s.closing { return .refused(.closed) }
+            if let failure = s.failure { return .refused(failure) }
+            if !s.keysReady && !pastKeyGate {
+                guard s.held.count < config.queueOpsMax else { return .refused(.overloaded) }
+                s.held.append { [self] in apply(group, pastKeyGate: true, completion: completion) }
+                return .held
+            }
+            switch plan(group, finishOne: finishOne, &s) {
+            case .failure(let error):
+                return .refused(error)
+            case .success(let ops):
+                let completions = ops.filter(\.hasCompletion).count
+                guard completions > 0 else { return .nothingNew }
+                guard s.queuedBytes + ops.reduce(0, { $0 + $1.bytes }) <= config.queueBytesMax,
+                      s.queue.count + ops.count <= config.queueOpsMax else { return .refused(.overloaded) }
+                outstanding.withLock { $0.count = completions }
+                for op in ops {
+                    if case .append(let a) = op {
+                        s.nextOffsets[a.partition.number] = a.firstOffset + UInt64(a.records.count)
+                        for (k, h) in a.hashes.enumerated() {
+                            s.pending[h] = PendingKey(partition: a.partition, offset: a.firstOffset + UInt64(k),
+                                                      id: a.records[k].id, key: a.records[k].key)
+                        }
+                    }
+                    s.queue.append(op)
+                    s.queuedBytes += op.bytes
+                    s.queuedRecords += op.records
                 }
-                if let failure = partition.failure { return .partitionFailed(partition: partition.name, reason: failure) }
-                lastPartition = partition
-                switch event {
-                case .appended(_, let records):
-                    let next = nextOffsets[partition.number] ?? 0
-                    let fresh = records.filter { $0.offset >= next }
-                    guard let first = fresh.first else { continue }
-                    for (k, r) in fresh.enumerated() where r.offset != next + UInt64(k) {
-                        return .invalidOffset(partition: partition.name, offset: r.offset)
-                    }
-                    assert(first.offset == next)
-                    for r in fresh where r.key.isEmpty || r.key.count > config.keyBytesMax || r.payload.count > config.payloadBytesMax {
-                        return .invalidRecord("applied record at \(partition.name) offset \(r.offset) exceeds this store's limits")
-                    }
-                    let appendRecords = fresh.map { AppendRecord(key: $0.key, id: $0.id, payload: $0.payload, timestampMs: $0.timestampMs) }
-                    let hashes = partition.key == nil ? [] : fresh.map { core.hasher.hash($0.key) }
-                    for (k, h) in hashes.enumerated() {
-                        pending.append((h, PendingKey(partition: partition, offset: next + UInt64(k), id: fresh[k].id, key: fresh[k].key)))
-                    }
-                    let outcomes = fresh.map { AppendOutcome.appended(offset: $0.offset) }
-                    ops.append(.append(AppendOp(partition: partition, records: appendRecords, firstOffset: next, hashes: hashes,
-                                                outcomes: outcomes, dependsOn: []) { finishOne($0.map { _ in () }) }))
-                    nextOffsets[partition.number] = next + UInt64(fresh.count)
-                case .acknowledged(_, let offsets):
-                    let next = nextOffsets[partition.number] ?? 0
-                    if let bad = offsets.first(where: { $0 >= next }) {
-                        return .invalidOffset(partition: partition.name, offset: bad)
-                    }
-                    ops.append(.ack(partition, offsets, finishOne))
-                case .leased(_, let lease):
-                    ops.append(.lease(partition, lease))
-                case .released(_, let stream):
-                    ops.append(.release(partition, stream: stream))
+                return .enqueued
+            }
+        }
+        switch step {
+        case .held: break
+        case .refused(let error): core.reject(error, completion)
+        case .nothingNew: core.sink.submit { completion(.success(())) }   // everything was applied before
+        case .enqueued: core.submission.broadcast()
+        }
+    }
+
+    /// The ops that apply `group` after what was submitted so far, or why it cannot be
+    /// applied. Reads `s` only: a refused group leaves nothing behind.
+    private func plan(_ group: CommittedGroup, finishOne: @escaping @Sendable (Result<Void, LogStoreError>) -> Void,
+                      _ s: inout SubmissionState) -> Result<[WriteOp], LogStoreError> {
+        let config = core.config
+        var ops: [WriteOp] = []
+        var nextOffsets = s.nextOffsets
+        var lastPartition: Partition?
+        for event in group.events {
+            guard let partition = core.partition(named: event.partition, create: true) else {
+                return .failure(.invalidPartitionKey(event.partition))
+            }
+            if let failure = partition.failure { return .failure(.partitionFailed(partition: partition.name, reason: failure)) }
+            lastPartition = partition
+            switch event {
+            case .appended(_, let records):
+                let next = nextOffsets[partition.number] ?? 0
+                let fresh = records.filter { $0.offset >= next }    // below: applied before
+                guard !fresh.isEmpty else { continue }
+                for (k, r) in fresh.enumerated() where r.offset != next + UInt64(k) {
+                    return .failure(.invalidOffset(partition: partition.name, offset: r.offset))
                 }
+                for r in fresh where r.key.isEmpty || r.key.count > config.keyBytesMax || r.payload.count > config.payloadBytesMax {
+                    return .failure(.invalidRecord("applied record at \(partition.name) offset \(r.offset) exceeds this store's limits"))
+                }
+                let appendRecords = fresh.map { AppendRecord(key: $0.key, id: $0.id, payload: $0.payload, timestampMs: $0.timestampMs) }
+                let hashes = partition.key == nil ? [] : fresh.map { core.hasher.hash($0.key) }
+                let outcomes = fresh.map { AppendOutcome.appended(offset: $0.offset) }
+                ops.append(.append(AppendOp(partition: partition, records: appendRecords, firstOffset: next, hashes: hashes,
+                                            outcomes: outcomes, dependsOn: []) { finishOne($0.map { _ in () }) }))
+                nextOffsets[partition.number] = next + UInt64(fresh.count)
+            case .acknowledged(_, let offsets):
+                let next = nextOffsets[partition.number] ?? 0
+                if let bad = offsets.first(where: { $0 >= next }) {
+                    return .failure(.invalidOffset(partition: partition.name, offset: bad))
+                }
+                ops.append(.ack(partition, offsets, finishOne))
+            case .leased(_, let lease):
+                ops.append(.lease(partition, lease))
+            case .released(_, let stream):
+                ops.append(.release(partition, stream: stream))
             }
-            // Leases and releases have no completion: an empty acknowledgement after them
-            // completes when their group is durable.
-            if let lastPartition, !ops.contains(where: { if case .lease = $0 { false } else if case .release = $0 { false } else { true } }) {
-                ops.append(.ack(lastPartition, [], finishOne))
-            }
-            let completions = ops.filter { if case .lease = $0 { false } else if case .release = $0 { false } else { true } }.count
-            outstanding.withLock { $0.count = completions }
-            guard completions > 0 else { return nil }
-            if !ops.isEmpty && (s.queuedBytes + ops.reduce(0) { $0 + $1.bytes } > config.queueBytesMax
-                                || s.queue.count + ops.count > config.queueOpsMax) {
-                outstanding.withLock { $0.count = 0 }
-                return .overloaded
-            }
-            s.nextOffsets = nextOffsets
-            for (h, key) in pending { s.pending[h] = key }
-            for op in ops {
-                s.queue.append(op)
-                s.queuedBytes += op.bytes
-                s.queuedRecords += op.records
-            }
-            return nil
         }
-        if let error { return core.reject(error, completion) }
-        if outstanding.withLock({ $0.count }) == 0 {
-            core.sink.submit { completion(.success(())) }   // everything was applied before
-            return
+        // Leases and releases have no completion: an empty acknowledgement after them completes
+        // once their group is durable.
+        if let lastPartition, !ops.isEmpty, !ops.contains(where: \.hasCompletion) {
+            ops.append(.ack(lastPartition, [], finishOne))
         }
-        core.submission.broadcast()
+        return .success(ops)
     }
 }

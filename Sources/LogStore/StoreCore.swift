@@ -60,6 +60,14 @@ enum WriteOp: Sendable {
         return 0
     }
 
+    /// Appends and acknowledgements have a completion; leases and releases ride along.
+    var hasCompletion: Bool {
+        switch self {
+        case .append, .ack: true
+        case .lease, .release: false
+        }
+    }
+
     /// Completes the operation with `error` (leases and releases have no completion).
     func failureCompletion(_ error: LogStoreError) -> (@Sendable () -> Void)? {
         switch self {

@@ -5,6 +5,7 @@
 //     A <ispb> <offset> <offset>...       these acknowledgements are durable
 // Record content is a pure function of (partition, offset), so the test can check every byte
 // after kill -9. Usage: logstore-crash <directory> <seed>
+// (or `logstore-crash replica <source> <replica> <seed>`: see ReplicaChild.swift)
 // (main.swift with an explicit entry point: everything lives in `CrashChild.run()`.)
 #if canImport(Glibc)
 import Glibc
@@ -38,6 +39,9 @@ func crashRecordPayload(ispb: String, offset: UInt64) -> [UInt8] {
 enum CrashChild {
     static func run() -> Never {
         let arguments = CommandLine.arguments
+        if arguments.count == 5, arguments[1] == "replica", let seed = UInt64(arguments[4]) {
+            ReplicaChild.run(source: arguments[2], replica: arguments[3], seed: seed)
+        }
         guard arguments.count == 3, let seed = UInt64(arguments[2]) else {
             emit("usage: logstore-crash <directory> <seed>", to: 2)
             exit(2)

@@ -103,6 +103,8 @@ public final class Hub {
         storeConfig.dedupWindowMs = Int64(config.dedupWindowSeconds) * 1000
         storeConfig.retentionAgeMs = Int64(config.retentionHours) * 3_600_000
         storeConfig.openSegmentsMax = config.openSegmentsMax
+        let storeEvents = StoreEventRelay(executor: executor)
+        storeConfig.eventObserver = storeEvents.observer
         storeConfig.payloadBytesMax = max(config.decompressedBytesMax, storeConfig.quarantinePayloadBytesMax + 8192)
         let t0 = Loop.hrtimeNs
         let store: LogStore
@@ -119,6 +121,7 @@ public final class Hub {
                                    validators: validators, mutualTLS: tls != nil, audit: audit,
                                    redisEndpoint: redisEndpoint, tokenKey: tokenKey)
         self.services = services
+        storeEvents.attach { [unowned services] group in services.pull.committed(group) }
 
         let adminServer = HTTPServer(loop: loop, config: adminConfig(),
                                      router: AdminRoutes.router { [unowned self] in readiness() }, logger: logger)

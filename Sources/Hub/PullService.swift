@@ -154,10 +154,16 @@ final class PullService {
     func backlog(of ispb: String) -> UInt64 { state(for: ispb).consumers.backlog }
 
     /// Durable appends landed in `partition`: wake its long polls.
-    func appended(partition: PartitionKey) {
-        let s = state(for: partition.ispb)
-        s.consumers.appended(endOffset: services.store.durableEndOffset(partition))
-        wake(s)
+    /// The store made records durable (its event stream, on the loop): the partitions' consumers
+    /// learn the new end and their long polls wake. Whoever appended — this node's send route
+    /// or, in cluster mode, a replica applying another node's group — the path is the same.
+    func committed(_ group: CommittedGroup) {
+        for case .appended(let name, let records) in group.events {
+            guard let key = PartitionKey(name), key.region == services.config.region, let last = records.last else { continue }
+            let s = state(for: key.ispb)
+            s.consumers.appended(endOffset: last.offset + 1)
+            wake(s)
+        }
     }
 
     // MARK: routes

@@ -279,7 +279,6 @@ final class SendRoute {
                     batch.results[index] = .stored(id, duplicate: true)
                 }
             }
-            services.pull.appended(partition: partition)
         case .failure(let error):
             let p = Self.problem(for: error)
             if p.type == .storageUnavailable {

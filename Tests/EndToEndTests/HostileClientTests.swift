@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import TLS
 import TestSupport
 import XCTest
 
@@ -86,5 +87,31 @@ final class HostileClientTests: XCTestCase {
         let (s3, _) = try ask("POST /api/v1/in/\(Pull.a)/msgs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
         XCTAssertEqual(s3, 501, "a well-formed coding we do not implement is still 501")
         XCTAssertEqual(try hub.metrics()["rtpstream_send_messages_total{outcome=\"stored\"}"] ?? 0, 0, "nothing stored")
+    }
+
+    /// A certificate whose CN names two ISPBs (`CN=87654321 12345678`, issued by the test CA
+    /// with the openssl command line) is refused at the handshake under the default rule and
+    /// under `CN:run` (which used to read it as 87654321); a normal client still works.
+    func testACertificateNamingTwoISPBsIsRefused() throws {
+        let ca = try TestCertificates.directory()
+        let work = TempDir("rtpstream-two-ispbs")
+        let key = work.path + "/k.pem", csr = work.path + "/r.csr", ext = work.path + "/ext", cert = work.path + "/c.pem"
+        try "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n".write(toFile: ext, atomically: true, encoding: .utf8)
+        var (status, output) = try runCommand("/usr/bin/openssl", ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                                                                   "-subj", "/O=x/CN=87654321 12345678", "-out", csr])
+        XCTAssertEqual(status, 0, output)
+        (status, output) = try runCommand("/usr/bin/openssl", ["x509", "-req", "-in", csr, "-CA", "\(ca)/ca.pem", "-CAkey", "\(ca)/ca-key.pem",
+                                                               "-CAcreateserial", "-CAserial", work.path + "/ca.srl", "-days", "2",
+                                                               "-extfile", ext, "-out", cert])
+        XCTAssertEqual(status, 0, output)
+        let twoISPBs = try TLSContext.client(TLSClientConfig(certPath: cert, keyPath: key, caPath: "\(ca)/ca.pem", serverName: "localhost"))
+        for rule in [nil, "CN:run"] {
+            let hub = try HubHarness(arguments: ["--long-poll-seconds", "0"] + (rule.map { ["--tls-ispb-rule", $0] } ?? []))
+            XCTAssertThrowsError(try BlockingTLSClient(port: hub.apiPort, context: twoISPBs)
+                .roundTrip("GET /api/v1/out/87654321/stream/start HTTP/1.1\r\nHost: x\r\n\r\n"), "rule \(rule ?? "default")")
+            XCTAssertEqual(try hub.client(Pull.b).start(accept: Pull.xml).status, 204, "a normal client still works")
+            XCTAssertEqual(try hub.metrics()["rtpstream_tls_failures_total{reason=\"certificate_no_ispb\"}"], 1,
+                           "refused as naming no single ISPB, rule \(rule ?? "default")")
+        }
     }
 }

@@ -146,15 +146,7 @@ final class ConnectionFloodProcessTests: XCTestCase {
         return result
     }
 
-    func metrics(_ server: ServerProcess) throws -> [String: Double] {
-        let text = try server.adminGet("/metrics").bodyText
-        var out: [String: Double] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let v = Double(line[line.index(after: space)...]) else { continue }
-            out[String(line[..<space])] = v
-        }
-        return out
-    }
+    func metrics(_ server: ServerProcess) throws -> [String: Double] { try server.metrics() }
 
     func testFloodFromOneAddressLeavesOthersAndEstablishedIdentitiesServed() throws {
         let (server, _) = try startServer()

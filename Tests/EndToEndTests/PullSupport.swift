@@ -132,15 +132,7 @@ final class Outbox {
 
 extension HubHarness {
     /// The admin listener's /metrics as (series with labels → value).
-    func metrics() throws -> [String: Double] {
-        let text = try server.adminGet("/metrics").bodyText
-        var out: [String: Double] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let v = Double(line[line.index(after: space)...]) else { continue }
-            out[String(line[..<space])] = v
-        }
-        return out
-    }
+    func metrics() throws -> [String: Double] { try server.metrics() }
 
     /// Members of the ISPB's slot set in Redis.
     func redisSlots(_ ispb: String) throws -> [String] {

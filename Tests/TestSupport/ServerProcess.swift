@@ -79,6 +79,17 @@ public final class ServerProcess {
     public func adminGet(_ path: String) throws -> ClientResponse {
         try BlockingClient(port: adminPort).roundTrip("GET \(path) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     }
+
+    /// The admin listener's /metrics as (series with labels → value).
+    public func metrics() throws -> [String: Double] {
+        let text = try adminGet("/metrics").bodyText
+        var out: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let v = Double(line[line.index(after: space)...]) else { continue }
+            out[String(line[..<space])] = v
+        }
+        return out
+    }
 }
 
 /// Runs a command to completion; returns (status, stdout+stderr).

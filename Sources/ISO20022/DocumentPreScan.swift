@@ -108,7 +108,16 @@ public enum DocumentPreScan {
     static func utf8Error(_ p: UnsafeBufferPointer<UInt8>, from start: Int, asciiOnly: Bool) -> (String, Int)? {
         let n = p.count
         var i = start
+        let raw = UnsafeRawBufferPointer(p)
         while i < n {
+            // Fast path: eight ASCII bytes, none of them NUL (most of every message).
+            while i + 8 <= n {
+                let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let high: UInt64 = 0x8080_8080_8080_8080
+                guard w & high == 0, (w &- 0x0101_0101_0101_0101) & ~w & high == 0 else { break }
+                i += 8
+            }
+            guard i < n else { break }
             let b = p[i]
             if b < 0x80 {
                 if b == 0 { return ("NUL byte at offset \(i) (UTF-16 or UTF-32 text?); only UTF-8 is accepted", i) }

@@ -226,4 +226,17 @@ final class DocumentPreScanTests: XCTestCase {
             print(line)
         }
     }
+
+    /// The eight-byte ASCII fast path: a NUL, a stray high byte or a valid multi-byte character
+    /// at every position relative to an 8-byte boundary is seen exactly as byte by byte.
+    func testEncodingChecksAtEveryAlignment() {
+        let head = Array("<a>".utf8), tail = Array("</a>".utf8)
+        for offset in 0..<24 {
+            let filler = [UInt8](repeating: UInt8(ascii: "x"), count: offset)
+            XCTAssertNotNil(scan(head + filler + [0] + filler + tail), "NUL after \(offset)")
+            XCTAssertNotNil(scan(head + filler + [0xFF] + filler + tail), "0xFF after \(offset)")
+            XCTAssertNotNil(scan(head + filler + [0xC3] + tail), "truncated sequence after \(offset)")
+            XCTAssertNil(scan(head + filler + Array("ção €𝄞".utf8) + filler + tail), "valid UTF-8 after \(offset)")
+        }
+    }
 }

@@ -114,6 +114,8 @@ let package = Package(
                           path: "Tests/Fuzz/HTTP", exclude: ["corpus"], swiftSettings: strict),
         .executableTarget(name: "fuzz-multipart", dependencies: ["HTTP", "FuzzDriver"],
                           path: "Tests/Fuzz/Multipart", exclude: ["corpus"], swiftSettings: strict),
+        .executableTarget(name: "fuzz-prescan", dependencies: ["ISO20022", "FuzzDriver"],
+                          path: "Tests/Fuzz/PreScan", exclude: ["corpus"], swiftSettings: strict),
 
         // ---- tests ----
         .target(name: "TestSupport", dependencies: ["HTTP", "TLS"], path: "Tests/TestSupport", swiftSettings: strict),

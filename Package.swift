@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "HTTPServer", "EventLoop", "TLS", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["Hub", "TestSupport", "HTTPClient", "ISO20022", "HTTP", "TLS"], swiftSettings: strict),
         .testTarget(name: "LogStoreTests", dependencies: [
-            "LogStore",
+            "LogStore", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ], swiftSettings: strict),

@@ -205,18 +205,18 @@ public final class Hub {
         timeouts.writeStallMs = UInt64(config.writeStallTimeoutSeconds) * 1000
         var c = HTTPServerConfig(name: "api", host: config.listen.host, port: config.listen.port,
                                  limits: limits, timeouts: timeouts)
-        c.connectionsMax = config.connectionsMax
-        c.connectionsPerAddressMax = config.connectionsPerAddressMax
-        c.handshakesPerAddressMax = config.handshakesPerAddressMax
-        c.establishedReservePercent = config.establishedReservePercent
+        c.admission.connectionsMax = config.connectionsMax
+        c.admission.connectionsPerAddressMax = config.connectionsPerAddressMax
+        c.admission.handshakesPerAddressMax = config.handshakesPerAddressMax
+        c.admission.establishedReservePercent = config.establishedReservePercent
         c.shutdownGraceMs = UInt64(config.shutdownGraceSeconds) * 1000
         return c
     }
 
     private func adminConfig() -> HTTPServerConfig {
         var c = HTTPServerConfig(name: "admin", host: config.adminListen.host, port: config.adminListen.port)
-        c.connectionsMax = 256
-        c.connectionsPerAddressMax = 256  // scrapers and probes share few addresses
+        c.admission.connectionsMax = 256
+        c.admission.connectionsPerAddressMax = 256  // scrapers and probes share few addresses
         c.limits.bodyBytesMax = 0
         c.shutdownGraceMs = 1000
         return c

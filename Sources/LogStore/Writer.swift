@@ -135,8 +135,10 @@ final class Writer: @unchecked Sendable {
         encodeJournalEntries(&group)
         guard writeJournal(group) else { return }
         writeSegments(&group)
-        guard makeDurable(group) else { return }
-        publish(group)
+        // The group's events, built once when someone consumes them (target and/or observer).
+        let events = core.config.durabilityTarget != nil || core.config.eventObserver != nil ? committedGroup(group) : nil
+        guard makeDurable(group, events: events) else { return }
+        publish(group, events: events)
         complete(group)
     }
 
@@ -255,10 +257,10 @@ final class Writer: @unchecked Sendable {
     /// Durability: the second target (when configured) gets the group's events first, so that
     /// its round trip overlaps the local fdatasync; then the journal's fdatasync; then the
     /// writer waits for the target. False when either failed (the store then failed).
-    private func makeDurable(_ group: Group) -> Bool {
+    private func makeDurable(_ group: Group, events: CommittedGroup?) -> Bool {
         let waiter = core.config.durabilityTarget.map { target -> TargetWaiter in
             let waiter = TargetWaiter()
-            target.persist(committedGroup(group)) { result in waiter.finish(result) }
+            target.persist(events ?? committedGroup(group)) { result in waiter.finish(result) }
             return waiter
         }
         if group.entryBytes > 0 {
@@ -310,7 +312,7 @@ final class Writer: @unchecked Sendable {
 
     /// Publish: readers see the records, keys move from pending to the index, consumer state
     /// applies, observers get the group's events (in commit order, on this thread).
-    private func publish(_ group: Group) {
+    private func publish(_ group: Group, events: CommittedGroup?) {
         let config = core.config
         for (i, t) in group.touched.enumerated() where group.ok(i) {
             t.partition.publish()
@@ -369,9 +371,8 @@ final class Writer: @unchecked Sendable {
                 }
             }
         }
-        if let observer = config.eventObserver {
-            let committed = committedGroup(group)
-            if !committed.events.isEmpty { observer(committed) }
+        if let observer = config.eventObserver, let events, !events.events.isEmpty {
+            observer(events)
         }
     }
 
